@@ -1,0 +1,144 @@
+"""All settings in one place: environment variables with local defaults.
+
+Nothing here holds a credential. Credentials live in Airflow connections (or a secrets
+backend) and, for the embedded default, in generated files under the state folder that
+only the owner can read.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+
+
+def _env(name: str, default: str) -> str:
+    value = os.environ.get(name)
+    return value if value not in (None, "") else default
+
+
+def _env_int(name: str, default: int) -> int:
+    raw = _env(name, str(default))
+    try:
+        return int(raw)
+    except ValueError as exc:
+        raise ValueError(f"setting {name} must be an integer, got {raw!r}") from exc
+
+
+def _env_float(name: str, default: float) -> float:
+    raw = _env(name, str(default))
+    try:
+        return float(raw)
+    except ValueError as exc:
+        raise ValueError(f"setting {name} must be a number, got {raw!r}") from exc
+
+
+@dataclass(frozen=True)
+class Settings:
+    home: Path
+    lake_root: str
+    spark_master: str
+    spark_driver_memory: str
+    kafka_bootstrap: str
+    kafka_port: int
+    kafka_controller_port: int
+    airflow_port: int
+    mlflow_port: int
+    mlflow_tracking_uri: str
+    feast_repo: Path
+    email_mode: str  # "auto": SendGrid when sendgrid_default has a key, else dry run; "dry-run"
+    universe_size: int
+    history_start: str
+    seed: int
+    model_name: str
+    retrain_every_sessions: int
+    signal_threshold: float
+    report_top_n: int
+
+    # --- derived locations inside the state folder -------------------------------------
+    @property
+    def airflow_home(self) -> Path:
+        return self.home / "airflow"
+
+    @property
+    def jars_dir(self) -> Path:
+        return self.home / "jars"
+
+    @property
+    def spark_conf_dir(self) -> Path:
+        return self.home / "spark" / "conf"
+
+    @property
+    def mlflow_dir(self) -> Path:
+        return self.home / "mlflow"
+
+    @property
+    def mlflow_artifacts(self) -> Path:
+        return self.mlflow_dir / "artifacts"
+
+    @property
+    def feast_dir(self) -> Path:
+        return self.home / "feast"
+
+    @property
+    def kafka_dir(self) -> Path:
+        return self.home / "kafka"
+
+    @property
+    def reports_dir(self) -> Path:
+        return self.home / "reports"
+
+    @property
+    def outbox_dir(self) -> Path:
+        return self.home / "outbox"
+
+    @property
+    def logs_dir(self) -> Path:
+        return self.home / "logs"
+
+    @property
+    def run_dir(self) -> Path:
+        """PID files and generated secrets of the local services."""
+        return self.home / "run"
+
+    def table_uri(self, name: str) -> str:
+        """`<layer>.<table>` -> `<lake root>/<layer>/<table>`."""
+        layer, _, table = name.partition(".")
+        if not layer or not table or "/" in name:
+            raise ValueError(f"table names are <layer>.<table>, got {name!r}")
+        return f"{self.lake_root.rstrip('/')}/{layer}/{table}"
+
+    def table_path(self, name: str) -> str:
+        """Path form of a table URI for local libraries (delta-rs takes either)."""
+        uri = self.table_uri(name)
+        return uri[len("file://") :] if uri.startswith("file://") else uri
+
+
+def load_settings(home: str | os.PathLike[str] | None = None) -> Settings:
+    """Read settings from the environment; `home` (the CLI's --home) overrides TICKERLAKE_HOME."""
+    home_path = Path(home or _env("TICKERLAKE_HOME", str(PROJECT_ROOT / ".state"))).resolve()
+    return Settings(
+        home=home_path,
+        lake_root=_env("TICKERLAKE_LAKE_ROOT", f"file://{home_path / 'lake'}"),
+        spark_master=_env("TICKERLAKE_SPARK_MASTER", "local[*]"),
+        spark_driver_memory=_env("TICKERLAKE_SPARK_DRIVER_MEMORY", "4g"),
+        kafka_bootstrap=_env("TICKERLAKE_KAFKA_BOOTSTRAP", f"127.0.0.1:{_env_int('TICKERLAKE_KAFKA_PORT', 9092)}"),
+        kafka_port=_env_int("TICKERLAKE_KAFKA_PORT", 9092),
+        kafka_controller_port=_env_int("TICKERLAKE_KAFKA_CONTROLLER_PORT", 9093),
+        airflow_port=_env_int("TICKERLAKE_AIRFLOW_PORT", 8080),
+        mlflow_port=_env_int("TICKERLAKE_MLFLOW_PORT", 5000),
+        mlflow_tracking_uri=_env(
+            "TICKERLAKE_MLFLOW_TRACKING_URI", f"sqlite:///{home_path / 'mlflow' / 'mlflow.db'}"
+        ),
+        feast_repo=Path(_env("TICKERLAKE_FEAST_REPO", str(PROJECT_ROOT / "feature_repo"))),
+        email_mode=_env("TICKERLAKE_EMAIL_MODE", "auto"),
+        universe_size=_env_int("TICKERLAKE_UNIVERSE_SIZE", 50),
+        history_start=_env("TICKERLAKE_HISTORY_START", "2023-01-03"),
+        seed=_env_int("TICKERLAKE_SEED", 7),
+        model_name=_env("TICKERLAKE_MODEL_NAME", "tickerlake_daily_lgbm"),
+        retrain_every_sessions=_env_int("TICKERLAKE_RETRAIN_EVERY_SESSIONS", 5),
+        signal_threshold=_env_float("TICKERLAKE_SIGNAL_THRESHOLD", 0.8),
+        report_top_n=_env_int("TICKERLAKE_REPORT_TOP_N", 10),
+    )
