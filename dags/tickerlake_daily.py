@@ -1,0 +1,147 @@
+"""
+### tickerlake_daily
+
+The daily chain, one run per NYSE session after the close (18:30 New York):
+
+calendar gate -> land bars (bronze) -> Great Expectations validation (quarantine) ->
+Spark features (silver, gold) -> Feast materialize -> retrain when due -> promote (alias
+`champion`) -> predict the next session -> publish (Delta + Feast online) -> signal report.
+
+Every task is a function of the run's session (its logical date in New York time); rerunning
+a run rewrites the same tables, except the append-only predictions, where a rerun adds its
+own rows. Logic lives in `include/tickerlake`; this file only wires tasks.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from airflow.providers.apache.spark.operators.spark_submit import SparkSubmitOperator
+from airflow.sdk import Asset, dag, task, task_group
+from airflow.timetables.trigger import CronTriggerTimetable
+from tickerlake.settings import PROJECT_ROOT, load_settings
+from tickerlake.spark import spark_env
+
+SETTINGS = load_settings()
+SESSION = "{{ ti.xcom_pull(task_ids='calendar_gate') }}"
+
+
+def table_asset(name: str) -> Asset:
+    return Asset(name=name, uri=SETTINGS.table_uri(name))
+
+
+@dag(
+    dag_id="tickerlake_daily",
+    schedule=CronTriggerTimetable("30 18 * * 1-5", timezone="America/New_York"),
+    start_date=dt.datetime(2024, 1, 1, tzinfo=dt.UTC),
+    catchup=False,
+    max_active_runs=1,
+    default_args={"owner": "tickerlake", "retries": 2, "retry_delay": dt.timedelta(minutes=1)},
+    tags=["tickerlake", "daily"],
+    doc_md=__doc__,
+)
+def tickerlake_daily():
+    @task.short_circuit
+    def calendar_gate(**context) -> str | None:
+        """Skips everything on a non-session; returns the session (ISO date) otherwise."""
+        from tickerlake.pipeline import session_for_run
+
+        return session_for_run(context["logical_date"])
+
+    @task_group(group_id="ingest")
+    def ingest(session: str):
+        @task(outlets=[table_asset("bronze.bars_daily")])
+        def land_bars(session: str, **context) -> dict:
+            from tickerlake.pipeline import land
+
+            return land(SETTINGS, dt.date.fromisoformat(session), context["run_id"], context["logical_date"])
+
+        @task(outlets=[table_asset("quarantine.bars_daily"), table_asset("ops.validation_runs")])
+        def validate_bars(session: str, **context) -> dict:
+            from tickerlake.pipeline import validate
+
+            return validate(SETTINGS, dt.date.fromisoformat(session), context["run_id"])
+
+        land_bars(session) >> validate_bars(session)
+
+    spark_features = SparkSubmitOperator(
+        task_id="spark_features",
+        conn_id="spark_default",
+        application=str(PROJECT_ROOT / "include" / "spark" / "features_job.py"),
+        application_args=["--start", SESSION, "--end", SESSION, "--mode", "incremental"],
+        env_vars=spark_env(SETTINGS),
+        name="tickerlake-features",
+        outlets=[table_asset("silver.bars_daily"), table_asset("gold.features_daily"), table_asset("gold.labels_daily")],
+    )
+
+    @task
+    def materialize_features(session: str) -> dict:
+        from tickerlake.pipeline import materialize
+
+        day = dt.date.fromisoformat(session)
+        return materialize(SETTINGS, day, day, ["daily_features"])
+
+    @task_group(group_id="model")
+    def model(session: str):
+        @task.branch
+        def retrain_due(session: str) -> str:
+            from tickerlake.pipeline import training_due
+
+            due, reason = training_due(SETTINGS, dt.date.fromisoformat(session))
+            print(f"retrain due: {due} ({reason})")
+            return "model.train_and_promote" if due else "model.keep_champion"
+
+        @task
+        def train_and_promote(session: str) -> dict:
+            from tickerlake.pipeline import train_and_promote as run
+
+            return run(SETTINGS, dt.date.fromisoformat(session))
+
+        @task
+        def keep_champion() -> str:
+            return "retraining not due: the champion stays"
+
+        @task(trigger_rule="none_failed_min_one_success", outlets=[table_asset("gold.predictions_daily")])
+        def predict(session: str, **context) -> dict:
+            from tickerlake.pipeline import predict as run
+
+            return run(SETTINGS, dt.date.fromisoformat(session), context["run_id"])
+
+        retrain_due(session) >> [train_and_promote(session), keep_champion()] >> predict(session)
+
+    @task
+    def publish_online(session: str) -> dict:
+        from tickerlake.pipeline import materialize
+
+        day = dt.date.fromisoformat(session)
+        return materialize(SETTINGS, day, day, ["daily_predictions"])
+
+    @task
+    def signal_report(session: str, **context) -> dict:
+        from tickerlake.pipeline import report_and_deliver
+
+        api_key, sender, recipients = _sendgrid_settings()
+        return report_and_deliver(SETTINGS, dt.date.fromisoformat(session), context["run_id"], api_key,
+                                  sender, recipients, airflow_run_id=context["run_id"])
+
+    session = calendar_gate()
+    ingest(session) >> spark_features >> materialize_features(session) >> model(session) >> publish_online(
+        session
+    ) >> signal_report(session)
+
+
+def _sendgrid_settings() -> tuple[str | None, str, list[str]]:
+    """API key (connection password), sender and recipients (extras) of `sendgrid_default`, if defined."""
+    from airflow.exceptions import AirflowNotFoundException
+    from airflow.sdk import Connection
+
+    try:
+        conn = Connection.get("sendgrid_default")
+    except AirflowNotFoundException:
+        return None, "signals@tickerlake.local", ["traders@tickerlake.local"]
+    extra = conn.extra_dejson
+    recipients = [r.strip() for r in str(extra.get("recipients", "traders@tickerlake.local")).split(",") if r.strip()]
+    return conn.password or None, extra.get("from_email", "signals@tickerlake.local"), recipients
+
+
+dag = tickerlake_daily()

@@ -1,0 +1,190 @@
+"""`tickerlake`: the command line. It calls the same package functions as the DAG's tasks."""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import logging
+import sys
+import time
+import traceback
+from collections.abc import Callable
+
+from tickerlake.settings import Settings, load_settings
+
+DEMO_END = "2025-12-31"
+DEMO_DAG_SESSIONS = 3
+
+
+def _progress(msg: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)  # wall-clock ok: progress display only
+
+
+def _date(text: str) -> dt.date:
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"not a date (YYYY-MM-DD): {text!r}") from exc
+
+
+# --- commands ------------------------------------------------------------------------------
+def cmd_setup(settings: Settings, args: argparse.Namespace) -> dict:
+    from tickerlake.bootstrap import setup
+
+    return setup(settings, _progress)
+
+
+def cmd_up(settings: Settings, args: argparse.Namespace) -> dict:
+    from tickerlake.services import start_all
+
+    return start_all(settings)
+
+
+def cmd_down(settings: Settings, args: argparse.Namespace) -> dict:
+    from tickerlake.services import stop_all
+
+    return stop_all(settings)
+
+
+def cmd_status(settings: Settings, args: argparse.Namespace) -> dict:
+    from tickerlake.services import status_all
+
+    return status_all(settings)
+
+
+def cmd_ingest(settings: Settings, args: argparse.Namespace) -> dict:
+    from tickerlake.ingest import land_bars, validate_interval
+
+    run_id = f"cli__ingest__{args.start}__{args.end}"
+    logical = dt.datetime.combine(args.end, dt.time(), tzinfo=dt.UTC)
+    landed = land_bars(settings, args.source, args.start, args.end, run_id, logical)
+    validated = validate_interval(settings, args.start, args.end, run_id)
+    return {"landed": landed, "validated": validated}
+
+
+def cmd_features(settings: Settings, args: argparse.Namespace) -> dict:
+    from tickerlake.pipeline import features_in_process
+
+    return features_in_process(settings, args.start, args.end)
+
+
+def cmd_backfill(settings: Settings, args: argparse.Namespace) -> dict:
+    """Seed history: ingest + validate + features for a range, one write per table."""
+    _progress(f"ingest {args.start} .. {args.end} from {args.source}")
+    ingested = cmd_ingest(settings, args)
+    _progress(f"landed {ingested['landed']['rows']} rows; {ingested['validated']['rows_rejected']} rejected")
+    _progress("Spark features and labels")
+    feats = cmd_features(settings, args)
+    return {"ingest": ingested, "features": feats}
+
+
+def cmd_train(settings: Settings, args: argparse.Namespace) -> dict:
+    from tickerlake.pipeline import train_and_promote
+
+    return train_and_promote(settings, args.as_of)
+
+
+def cmd_predict(settings: Settings, args: argparse.Namespace) -> dict:
+    from tickerlake.pipeline import predict
+
+    return predict(settings, args.date, f"cli__predict__{args.date}")
+
+
+def cmd_report(settings: Settings, args: argparse.Namespace) -> dict:
+    from tickerlake.emailer import dry_run
+    from tickerlake.report import write_report
+
+    runs = _latest_prediction_run(settings, args.date)
+    report = write_report(settings, args.date, runs or "none")
+    if args.dry_run:
+        html = open(report["html"], encoding="utf-8").read()
+        text = open(report["text"], encoding="utf-8").read()
+        report["eml"] = str(dry_run(settings, args.date, report["subject"], html, text,
+                                    "signals@tickerlake.local", ["traders@tickerlake.local"]))
+    return report
+
+
+def _latest_prediction_run(settings: Settings, day: dt.date) -> str | None:
+    from tickerlake import lake
+
+    if not lake.table_exists(settings, "gold.predictions_daily"):
+        return None
+    preds = lake.read_table(settings, "gold.predictions_daily", filters=[("asof_date", "=", day)],
+                            columns=["run_id"])
+    return str(preds["run_id"].iloc[-1]) if len(preds) else None
+
+
+def cmd_demo(settings: Settings, args: argparse.Namespace) -> dict:
+    from tickerlake.demo import run_demo
+
+    return run_demo(settings, dt.date.fromisoformat(args.end), args.sessions, progress=_progress)
+
+
+# --- parser ----------------------------------------------------------------------------------
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="tickerlake", description=__doc__)
+    parser.add_argument("--home", help="state folder (default: $TICKERLAKE_HOME or .state in the checkout)")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def add(name: str, func: Callable, help_text: str) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help_text)
+        p.add_argument("--home", help=argparse.SUPPRESS, default=argparse.SUPPRESS)
+        p.set_defaults(func=func)
+        return p
+
+    add("setup", cmd_setup, "install what is missing: jars, state folder, Airflow DB, feast apply")
+    add("up", cmd_up, "start Airflow, MLflow and the Kafka broker on 127.0.0.1")
+    add("down", cmd_down, "stop the local services")
+    add("status", cmd_status, "show the local services")
+    for name, func, text in (("ingest", cmd_ingest, "land and validate bars for a range"),
+                             ("features", cmd_features, "Spark features and labels for a range"),
+                             ("backfill", cmd_backfill, "ingest + validate + features for a range")):
+        p = add(name, func, text)
+        p.add_argument("--start", type=_date, required=True)
+        p.add_argument("--end", type=_date, required=True)
+        if name != "features":
+            p.add_argument("--source", choices=["synthetic"], default="synthetic")
+            p.add_argument("--path", help="drop folder (csv source)")
+        else:
+            p.add_argument("--mode", choices=["backfill", "incremental"], default="backfill")
+    p = add("train", cmd_train, "train, evaluate and promote through the as-of date")
+    p.add_argument("--as-of", type=_date, required=True)
+    p = add("predict", cmd_predict, "predict the session after --date with the champion")
+    p.add_argument("--date", type=_date, required=True)
+    p = add("report", cmd_report, "render the signal report for --date")
+    p.add_argument("--date", type=_date, required=True)
+    p.add_argument("--dry-run", action="store_true", help="also write the email that would be sent")
+    p = add("demo", cmd_demo, "seed a synthetic market and run the daily DAG over its last sessions")
+    p.add_argument("--end", default=DEMO_END, help=f"last demo session (default {DEMO_END})")
+    p.add_argument("--sessions", type=int, default=DEMO_DAG_SESSIONS, help="daily DAG runs to backfill")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    settings = load_settings(getattr(args, "home", None))
+    settings.logs_dir.mkdir(parents=True, exist_ok=True)
+    log_file = settings.logs_dir / "cli.log"
+    logging.basicConfig(filename=log_file, level=logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    try:
+        result = args.func(settings, args)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # one clear line; the detail goes to the log file
+        logging.getLogger("tickerlake.cli").error("%s failed:\n%s", args.command, traceback.format_exc())
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        print(f"error: {first}\n(details: {log_file})", file=sys.stderr)
+        return 1
+    if isinstance(result, str):
+        print(result)
+    else:
+        print(json.dumps(result, indent=2, default=str))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
+

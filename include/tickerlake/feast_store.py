@@ -1,0 +1,324 @@
+"""Feast: the feature store over the gold Delta tables.
+
+Definitions live in `feature_repo/definitions.py`; configuration in `feature_repo/feature_store.yaml`
+(embedded default: file registry, SQLite online store, DuckDB offline store reading Delta) or
+`feature_store.scale.yaml` (SQL registry, Redis, Spark), selected the Feast way with
+FEAST_FS_YAML_FILE_PATH. Feast is imported inside the functions so that importing this module
+(DAG parsing, the CLI) stays cheap.
+
+Rules kept here:
+* `apply` is setup work (like `feast apply`), never part of the daily DAG.
+* `materialize_interval` loads exactly the data interval [start, end): no wall clock, so a rerun
+  of a run writes the same online values.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import logging
+import os
+import shutil
+import sys
+from collections.abc import Iterable, Sequence
+from datetime import datetime, timedelta
+from pathlib import Path
+from types import ModuleType
+from typing import TYPE_CHECKING, Any
+
+from tickerlake.catalog import FEATURE_NAMES
+from tickerlake.settings import Settings
+
+if TYPE_CHECKING:  # pragma: no cover
+    import pandas as pd
+    from feast import FeatureStore
+
+log = logging.getLogger(__name__)
+
+# --- names shared with feature_repo/definitions.py ---------------------------------------
+ENTITY = "ticker"
+FEATURES_VIEW = "daily_features"
+PREDICTIONS_VIEW = "daily_predictions"
+FEATURE_SERVICE = "tickerlake_daily_lgbm"
+FEATURES_TABLE = "gold.features_daily"
+PREDICTIONS_TABLE = "gold.predictions_daily"
+EVENT_TIMESTAMP = "event_ts"
+# The prediction columns served online (float64 except `signal` and `model_version`: strings).
+PREDICTION_FEATURES: tuple[str, ...] = (
+    "pred_return",
+    "pred_lo",
+    "pred_hi",
+    "percentile",
+    "signal",
+    "model_version",
+)
+# How long a daily row stays valid for point-in-time joins: covers long weekends and holidays.
+DAILY_TTL = timedelta(days=10)
+# The entity dataframe's time column for historical retrieval (Feast's conventional name).
+ENTITY_TIMESTAMP = "event_timestamp"
+
+_DEFINITIONS_FILE = "definitions.py"
+_DEFINITIONS_MODULE = "_tickerlake_feast_definitions"
+_ONE_TICK = timedelta(microseconds=1)  # event_ts is timestamp[us]
+
+
+# --- configuration -----------------------------------------------------------------------
+def feature_store(settings: Settings) -> FeatureStore:
+    """A FeatureStore over `settings.feast_repo`, with ${TICKERLAKE_HOME} taken from `settings`.
+
+    The YAML is `feature_store.yaml` in the repo, or the file named by FEAST_FS_YAML_FILE_PATH.
+    """
+    from feast import FeatureStore
+
+    _export_env(settings)
+    settings.feast_dir.mkdir(parents=True, exist_ok=True)
+    store = FeatureStore(repo_path=str(settings.feast_repo))
+    if _offline_type(store.config.offline_store) == "duckdb":
+        try:
+            install_duckdb_delta_extension()
+        except FileNotFoundError as exc:
+            log.warning("%s; DuckDB will try to download the delta extension itself", exc)
+    return store
+
+
+def offline_store_type(repo: str | os.PathLike[str]) -> str:
+    """The `offline_store.type` of the repo's YAML (after ${VAR} expansion), `dask` when unset.
+
+    `definitions.py` uses it to declare the source class the offline store reads (FileSource
+    for duckdb, SparkSource for spark), so one definitions file serves both shapes.
+    """
+    import yaml
+    from feast.utils import get_default_yaml_file_path
+
+    path = get_default_yaml_file_path(Path(repo))
+    with open(path, encoding="utf-8") as f:
+        raw = yaml.safe_load(os.path.expandvars(f.read())) or {}
+    return _offline_type(raw.get("offline_store"))
+
+
+def _offline_type(offline_store: Any) -> str:
+    if offline_store is None:
+        return "dask"  # Feast's default for provider local
+    if isinstance(offline_store, str):
+        return offline_store
+    if isinstance(offline_store, dict):
+        return str(offline_store.get("type", "dask"))
+    return str(getattr(offline_store, "type", "dask"))
+
+
+def _export_env(settings: Settings) -> None:
+    # feature_store.yaml refers to ${TICKERLAKE_HOME}; the scale example also to the Spark master.
+    os.environ["TICKERLAKE_HOME"] = str(settings.home)
+    os.environ.setdefault("TICKERLAKE_SPARK_MASTER", settings.spark_master)
+
+
+def install_duckdb_delta_extension(extension_dir: str | os.PathLike[str] | None = None) -> Path:
+    """Install DuckDB's signed `delta` extension from the pip package duckdb-ext-delta.
+
+    DuckDB (and Ibis, which Feast's duckdb offline store uses) loads extensions from
+    `<extension_dir>/<duckdb version>/<platform>/`, default `~/.duckdb/extensions`; it would
+    download `delta` there on first use, which is not possible without network. Idempotent:
+    an installed copy of the same size is kept. Returns the installed file.
+    """
+    import duckdb
+
+    version = f"v{duckdb.__version__}"
+    with duckdb.connect() as con:
+        row = con.execute("SELECT platform FROM pragma_platform()").fetchone()
+    platform = str(row[0]) if row else "linux_amd64"
+    base = Path(extension_dir) if extension_dir else Path.home() / ".duckdb" / "extensions"
+    target = base / version / platform / "delta.duckdb_extension"
+
+    bundled = _bundled_delta_extension(version, platform)
+    if bundled is None:
+        if target.is_file():
+            return target
+        raise FileNotFoundError(
+            f"no DuckDB delta extension for duckdb {version} on {platform}: install the pip package "
+            f"duckdb-ext-delta matching duckdb {duckdb.__version__}"
+        )
+    if target.is_file() and target.stat().st_size == bundled.stat().st_size:
+        return target
+
+    target.parent.mkdir(parents=True, exist_ok=True)
+    partial = target.with_name(f"{target.name}.tmp-{os.getpid()}")
+    try:
+        shutil.copyfile(bundled, partial)
+        os.replace(partial, target)  # atomic: a concurrent reader sees the old file or the new one
+    finally:
+        partial.unlink(missing_ok=True)
+    with duckdb.connect(config={"extension_directory": str(base)}) as con:
+        con.execute("LOAD delta")  # fails loudly if the copy is not a loadable extension
+    log.info("installed the DuckDB delta extension at %s", target)
+    return target
+
+
+def _bundled_delta_extension(version: str, platform: str) -> Path | None:
+    spec = importlib.util.find_spec("duckdb_ext")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    for location in spec.submodule_search_locations:
+        candidate = Path(location) / "extensions" / version / platform / "delta.duckdb_extension"
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+# --- definitions and apply ---------------------------------------------------------------
+def load_definitions(settings: Settings, offline_store: str | None = None) -> Any:
+    """Build the Feast objects of `feature_repo/definitions.py` for `settings`.
+
+    The file is executed afresh on each call (not imported and cached), so paths always follow
+    the given settings. `offline_store` (duckdb, spark, ...) defaults to the repo YAML's.
+    Returns its `Definitions` (see `build_definitions` there).
+    """
+    _export_env(settings)
+    module = _definitions_module(settings.feast_repo)
+    return module.build_definitions(
+        settings, offline_store=offline_store or offline_store_type(settings.feast_repo)
+    )
+
+
+def _definitions_module(repo: Path) -> ModuleType:
+    path = Path(repo) / _DEFINITIONS_FILE
+    spec = importlib.util.spec_from_file_location(_DEFINITIONS_MODULE, path)
+    if spec is None or spec.loader is None:
+        raise FileNotFoundError(f"no Feast definitions at {path}")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[_DEFINITIONS_MODULE] = module  # dataclasses look their module up while executing
+    try:
+        spec.loader.exec_module(module)
+    finally:
+        sys.modules.pop(_DEFINITIONS_MODULE, None)
+    return module
+
+
+def apply(settings: Settings) -> list[str]:
+    """`feast apply` for `feature_repo`: register the definitions, create the online tables.
+
+    Idempotent, and like `feast apply` it removes registered objects that the definitions no
+    longer declare. Setup work: never call it from the daily DAG. Works before the gold tables
+    exist (the schemas are declared, nothing is inferred from data). Returns the applied names.
+    """
+    from feast.feature_view import DUMMY_ENTITY_NAME
+
+    store = feature_store(settings)
+    definitions = load_definitions(settings, _offline_type(store.config.offline_store))
+    objects = definitions.objects()
+    wanted = {(_kind(o), o.name) for o in objects}
+
+    registered: list[Any] = [
+        *store.list_feature_views(),
+        *store.list_on_demand_feature_views(),
+        *store.list_stream_feature_views(),
+        *store.list_feature_services(),
+        *store.list_entities(),
+        *store.list_data_sources(),
+    ]
+    stale = [o for o in registered if (_kind(o), o.name) not in wanted and o.name != DUMMY_ENTITY_NAME]
+    store.apply(objects, objects_to_delete=stale, partial=False)
+    if stale:
+        log.info("removed from the Feast registry: %s", sorted(o.name for o in stale))
+    return sorted(o.name for o in objects)
+
+
+def _kind(obj: Any) -> str:
+    from feast import Entity, FeatureService
+    from feast.data_source import DataSource
+
+    for kind in (Entity, FeatureService, DataSource):
+        if isinstance(obj, kind):
+            return kind.__name__
+    return "FeatureView"  # all view classes share one namespace in the registry
+
+
+# --- materialization and retrieval -------------------------------------------------------
+def materialize_interval(
+    settings: Settings,
+    start: datetime,
+    end: datetime,
+    views: list[str] | None = None,
+) -> None:
+    """Load the rows with `start <= event_ts < end` of `views` (default: all) into the online store.
+
+    Feast's own interval is closed at both ends; one microsecond (the resolution of event_ts)
+    is taken off `end` so that consecutive data intervals never load a row twice. Per entity the
+    latest row of the interval wins; the online store keeps the last interval written.
+    """
+    if start.tzinfo is None or end.tzinfo is None:
+        raise ValueError("materialize_interval needs timezone-aware datetimes (UTC)")
+    if not start < end:
+        raise ValueError(f"empty interval: start {start.isoformat()} is not before end {end.isoformat()}")
+    if views is not None and not views:
+        raise ValueError("views is an empty list; pass None for all feature views")
+    store = feature_store(settings)
+    store.materialize(start_date=start, end_date=end - _ONE_TICK, feature_views=views)
+
+
+def feature_refs(features: Sequence[str] | None = None) -> list[str]:
+    """Feast references (`view:feature`) for bare names or references; None: features + prediction."""
+    if features is None:
+        features = [*FEATURE_NAMES, *PREDICTION_FEATURES]
+    refs: list[str] = []
+    for name in features:
+        if ":" in name:
+            refs.append(name)
+        elif name in FEATURE_NAMES:
+            refs.append(f"{FEATURES_VIEW}:{name}")
+        elif name in PREDICTION_FEATURES:
+            refs.append(f"{PREDICTIONS_VIEW}:{name}")
+        else:
+            raise ValueError(
+                f"unknown feature {name!r}: not in catalog.FEATURE_NAMES nor the prediction fields "
+                f"{PREDICTION_FEATURES}"
+            )
+    if len(set(refs)) != len(refs):
+        raise ValueError(f"duplicate features requested: {list(features)}")
+    return refs
+
+
+def online_features(
+    settings: Settings,
+    tickers: list[str],
+    features: list[str] | None = None,
+) -> pd.DataFrame:
+    """The online values per ticker: one row per ticker in the given order, `ticker` first.
+
+    `features` are bare names (a catalog feature or a prediction field) or `view:feature`
+    references; by default every daily feature and the prediction. Tickers are canonical
+    (upper case, `BRK.B`); unknown tickers get nulls.
+    """
+    import pandas as pd
+
+    refs = feature_refs(features)
+    columns = [ENTITY, *(r.split(":", 1)[1] for r in refs)]
+    if not tickers:
+        return pd.DataFrame(columns=columns)
+    store = feature_store(settings)
+    response = store.get_online_features(features=refs, entity_rows=[{ENTITY: t} for t in tickers])
+    return response.to_df()[columns].reset_index(drop=True)
+
+
+def historical_features(settings: Settings, entity_df: pd.DataFrame) -> pd.DataFrame:
+    """Point-in-time join of the feature service `tickerlake_daily_lgbm` onto `entity_df`.
+
+    `entity_df` has `ticker` and `event_timestamp` (UTC; for a daily row, the session's close)
+    plus any other columns, which are passed through. Each row gets, per ticker, the latest
+    feature row with event_ts <= event_timestamp, no older than the view's TTL.
+    """
+    missing = {ENTITY, ENTITY_TIMESTAMP} - set(entity_df.columns)
+    if missing:
+        raise ValueError(f"entity_df lacks column(s) {sorted(missing)}")
+    store = feature_store(settings)
+    service = store.get_feature_service(FEATURE_SERVICE)
+    job = store.get_historical_features(entity_df=entity_df, features=service)
+    return job.to_df().reset_index(drop=True)
+
+
+# --- lineage ---------------------------------------------------------------------------
+def feature_list_hash(feature_names: Iterable[str]) -> str:
+    """sha256 (hex) of the feature names sorted and joined by newlines, for model lineage."""
+    names = sorted(feature_names)
+    if len(set(names)) != len(names):
+        raise ValueError(f"duplicate feature names: {names}")
+    return hashlib.sha256("\n".join(names).encode("utf-8")).hexdigest()

@@ -1,0 +1,168 @@
+"""Spark feature pipeline: silver bars, gold features and gold labels.
+
+Pure DataFrame -> DataFrame functions built from Spark's own window and aggregate functions
+(no Python UDFs), and one `run` that does the I/O for an interval. A feature row for
+session D reads only bars up to D; labels (forward returns) live in their own table.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import TYPE_CHECKING
+
+from tickerlake.calendar import session_close_utc, sessions_back, sessions_between
+from tickerlake.catalog import FEATURE_NAMES, LABEL_HORIZONS, LOOKBACK_SESSIONS
+from tickerlake.settings import Settings
+
+if TYPE_CHECKING:
+    from pyspark.sql import Column, DataFrame, SparkSession
+
+BAR_COLUMNS = ["ticker", "date", "open", "high", "low", "close", "volume"]
+LABEL_LOOKBACK = max(LABEL_HORIZONS) + 1
+
+
+def silver_bars(bronze: DataFrame, quarantine: DataFrame) -> DataFrame:
+    """Bronze minus the rows a rejecting rule holds, one row per (ticker, date)."""
+    from pyspark.sql import functions as F
+
+    rejected = quarantine.where(F.col("severity") == "reject").select("ticker", "date").distinct()
+    return bronze.select(*BAR_COLUMNS).join(rejected, ["ticker", "date"], "left_anti")
+
+
+def _rows(n: int):
+    from pyspark.sql import Window
+
+    return Window.partitionBy("ticker").orderBy("date").rowsBetween(-(n - 1), 0)
+
+
+def _full(col: Column, n: int) -> Column:
+    """A rolling value only where the window is full (warm-up gives null, never a partial value)."""
+    from pyspark.sql import functions as F
+
+    return F.when(F.count(F.lit(1)).over(_rows(n)) == n, col)
+
+
+def feature_columns() -> dict[str, Column]:
+    """Catalogue name -> Spark column expression over a bars frame (see catalog.FEATURES)."""
+    from pyspark.sql import Window
+    from pyspark.sql import functions as F
+
+    o, h, lo, c, v = (F.col(x) for x in ("open", "high", "low", "close", "volume"))
+    by_date = Window.partitionBy("ticker").orderBy("date")
+
+    def ref(col: Column, n: int) -> Column:
+        return F.lag(col, n).over(by_date)
+
+    def mean(col: Column, n: int) -> Column:
+        return _full(F.avg(col).over(_rows(n)), n)
+
+    def std(col: Column, n: int) -> Column:
+        return _full(F.stddev_samp(col).over(_rows(n)), n)
+
+    def rmin(col: Column, n: int) -> Column:
+        return _full(F.min(col).over(_rows(n)), n)
+
+    def rmax(col: Column, n: int) -> Column:
+        return _full(F.max(col).over(_rows(n)), n)
+
+    cols = {
+        "KMID": (c - o) / o,
+        "KLEN": (h - lo) / o,
+        "KUP": (h - F.greatest(o, c)) / o,
+        "KLOW": (F.least(o, c) - lo) / o,
+        "KSFT": (2 * c - h - lo) / o,
+        "ROC5": ref(c, 5) / c,
+        "ROC20": ref(c, 20) / c,
+        "MA5": mean(c, 5) / c,
+        "MA20": mean(c, 20) / c,
+        "STD20": std(c, 20) / c,
+        "VMA5": mean(v, 5) / (v + 1e-12),
+        "VMA20": mean(v, 20) / (v + 1e-12),
+        "RSV10": (c - rmin(lo, 10)) / (rmax(h, 10) - rmin(lo, 10) + 1e-12),
+        "REV1": -(c / ref(c, 1) - 1),
+        "REV5": -(c / ref(c, 5) - 1),
+    }
+    missing = set(FEATURE_NAMES) ^ set(cols)
+    if missing:
+        raise AssertionError(f"catalogue and Spark features disagree on {sorted(missing)}")
+    return {name: cols[name] for name in FEATURE_NAMES}
+
+
+def compute_features(bars: DataFrame) -> DataFrame:
+    from pyspark.sql import functions as F
+
+    cols = feature_columns()
+    return bars.select("ticker", "date", *[col.cast("double").alias(name) for name, col in cols.items()]).withColumn(
+        "year", F.year("date").cast("int")
+    )
+
+
+def compute_labels(bars: DataFrame) -> DataFrame:
+    """Forward returns a signal at D's close can trade: open(D+1) -> open(D+1+h), and their per-session rank."""
+    from pyspark.sql import Window
+    from pyspark.sql import functions as F
+
+    by_date = Window.partitionBy("ticker").orderBy("date")
+    entry = F.lead("open", 1).over(by_date)
+    out = bars.select(
+        "ticker",
+        "date",
+        *[(F.lead("open", 1 + h).over(by_date) / entry - 1).alias(f"ret_{h}d") for h in LABEL_HORIZONS],
+    )
+    for h in LABEL_HORIZONS:
+        # Partitioned by null-ness too, so missing labels never take part in the ranking.
+        session = Window.partitionBy("date", F.col(f"ret_{h}d").isNull()).orderBy(f"ret_{h}d")
+        out = out.withColumn(
+            f"ret_{h}d_rank", F.when(F.col(f"ret_{h}d").isNotNull(), F.percent_rank().over(session))
+        )
+    return out.withColumn("year", F.year("date").cast("int"))
+
+
+def with_event_ts(spark: SparkSession, frame: DataFrame, start: dt.date, end: dt.date) -> DataFrame:
+    """Feast's event time of a daily row: its session's close in UTC (early closes included)."""
+    from pyspark.sql import functions as F
+
+    closes = spark.createDataFrame(
+        [(d, session_close_utc(d)) for d in sessions_between(start, end)], "date date, event_ts timestamp"
+    )
+    return frame.join(F.broadcast(closes), "date", "left")
+
+
+def _replace(frame: DataFrame, uri: str, start: dt.date, end: dt.date) -> None:
+    (
+        frame.write.format("delta")
+        .mode("overwrite")
+        .option("replaceWhere", f"date >= '{start.isoformat()}' AND date <= '{end.isoformat()}'")
+        .partitionBy("year")
+        .save(uri)
+    )
+
+
+def run(spark: SparkSession, settings: Settings, start: dt.date, end: dt.date) -> dict:
+    """Silver for [start, end], then features for [start, end] and labels as far back as they complete."""
+    from pyspark.sql import functions as F
+
+    sessions = sessions_between(start, end)
+    if not sessions:
+        raise ValueError(f"no session in [{start}, {end}]")
+    start, end = sessions[0], sessions[-1]
+
+    def interval(uri: str, s: dt.date, e: dt.date) -> DataFrame:
+        return spark.read.format("delta").load(uri).where(F.col("date").between(F.lit(s), F.lit(e)))
+
+    bronze = interval(settings.table_uri("bronze.bars_daily"), start, end)
+    quarantine = interval(settings.table_uri("quarantine.bars_daily"), start, end)
+    silver = silver_bars(bronze, quarantine).withColumn("year", F.year("date").cast("int"))
+    _replace(silver, settings.table_uri("silver.bars_daily"), start, end)
+
+    lookback_start = sessions_back(start, LOOKBACK_SESSIONS)
+    history = interval(settings.table_uri("silver.bars_daily"), lookback_start, end).select(*BAR_COLUMNS)
+    features = compute_features(history).where(F.col("date").between(F.lit(start), F.lit(end)))
+    features = with_event_ts(spark, features, start, end)
+    _replace(features, settings.table_uri("gold.features_daily"), start, end)
+
+    label_start = sessions_back(start, LABEL_LOOKBACK)
+    labels = compute_labels(interval(settings.table_uri("silver.bars_daily"), label_start, end).select(*BAR_COLUMNS))
+    labels = labels.where(F.col(f"ret_{LABEL_HORIZONS[0]}d").isNotNull())
+    _replace(labels, settings.table_uri("gold.labels_daily"), label_start, end)
+    return {"start": start.isoformat(), "end": end.isoformat(), "sessions": len(sessions)}

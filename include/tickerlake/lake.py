@@ -1,0 +1,91 @@
+"""Delta tables from Python (delta-rs): the small writers and every reader outside Spark.
+
+Each table has one writer engine: bronze, quarantine and ops tables are written here;
+silver and gold by the Spark jobs. Writes are idempotent per interval: a replace with a
+predicate is one atomic Delta commit, so readers see the old version or the new one.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+
+import pandas as pd
+import pyarrow as pa
+
+from tickerlake.settings import Settings
+
+
+def table_exists(settings: Settings, name: str) -> bool:
+    from deltalake import DeltaTable
+
+    return DeltaTable.is_deltatable(settings.table_path(name))
+
+
+def table_version(settings: Settings, name: str) -> int:
+    from deltalake import DeltaTable
+
+    return DeltaTable(settings.table_path(name)).version()
+
+
+def _date_predicate(column: str, start: dt.date, end: dt.date) -> str:
+    return f"{column} >= '{start.isoformat()}' AND {column} <= '{end.isoformat()}'"
+
+
+def replace_interval(
+    settings: Settings,
+    name: str,
+    frame: pd.DataFrame | pa.Table,
+    start: dt.date,
+    end: dt.date,
+    date_column: str = "date",
+    partition_by: Sequence[str] | None = ("year",),
+) -> int:
+    """Replace exactly the rows of [start, end] with `frame` in one commit; returns the new version."""
+    from deltalake import DeltaTable, write_deltalake
+
+    table = frame if isinstance(frame, pa.Table) else pa.Table.from_pandas(frame, preserve_index=False)
+    path = settings.table_path(name)
+    if DeltaTable.is_deltatable(path):
+        write_deltalake(
+            path, table, mode="overwrite", predicate=_date_predicate(date_column, start, end)
+        )
+    else:
+        write_deltalake(path, table, mode="overwrite", partition_by=list(partition_by or []) or None)
+    return DeltaTable(path).version()
+
+
+def append(settings: Settings, name: str, frame: pd.DataFrame | pa.Table) -> int:
+    from deltalake import DeltaTable, write_deltalake
+
+    table = frame if isinstance(frame, pa.Table) else pa.Table.from_pandas(frame, preserve_index=False)
+    path = settings.table_path(name)
+    write_deltalake(path, table, mode="append")
+    return DeltaTable(path).version()
+
+
+def read_table(
+    settings: Settings,
+    name: str,
+    version: int | None = None,
+    filters: list[tuple] | None = None,
+    columns: list[str] | None = None,
+) -> pd.DataFrame:
+    """Read a Delta table (optionally at a version) into pandas."""
+    from deltalake import DeltaTable
+
+    table = DeltaTable(settings.table_path(name), version=version)
+    return table.to_pandas(filters=filters, columns=columns)
+
+
+def read_interval(
+    settings: Settings,
+    name: str,
+    start: dt.date,
+    end: dt.date,
+    version: int | None = None,
+    date_column: str = "date",
+) -> pd.DataFrame:
+    return read_table(
+        settings, name, version=version, filters=[(date_column, ">=", start), (date_column, "<=", end)]
+    )

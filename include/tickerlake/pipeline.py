@@ -1,0 +1,83 @@
+"""The daily chain's steps as plain functions of (settings, session, run id).
+
+The DAG's tasks and the CLI call these; each is a function of its session (the run's data
+interval), never of the wall clock.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+
+from tickerlake import calendar
+from tickerlake.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+def session_for_run(logical_date: dt.datetime) -> str | None:
+    """The session a daily run stands for, or None on a non-session (holiday, weekend)."""
+    day = calendar.session_of_logical_date(logical_date)
+    return day.isoformat() if calendar.is_session(day) else None
+
+
+def land(settings: Settings, session: dt.date, run_id: str, logical_ts: dt.datetime, source: str = "synthetic") -> dict:
+    from tickerlake.ingest import land_bars
+
+    return land_bars(settings, source, session, session, run_id, logical_ts)
+
+
+def validate(settings: Settings, session: dt.date, run_id: str) -> dict:
+    from tickerlake.ingest import validate_interval
+
+    return validate_interval(settings, session, session, run_id)
+
+
+def features_in_process(settings: Settings, start: dt.date, end: dt.date) -> dict:
+    """The Spark feature job in this process (CLI backfills); the DAG submits the same job."""
+    from tickerlake import features
+    from tickerlake.spark import get_spark
+
+    spark = get_spark(settings, "tickerlake-features")
+    return features.run(spark, settings, start, end)
+
+
+def materialize(settings: Settings, start: dt.date, end: dt.date, views: list[str]) -> dict:
+    """Load the rows of sessions [start, end] of `views` into the online store (event time = close)."""
+    from tickerlake.feast_store import materialize_interval
+
+    begin = calendar.session_close_utc(start)
+    finish = calendar.session_close_utc(end) + dt.timedelta(microseconds=1)
+    materialize_interval(settings, begin, finish, views)
+    return {"views": views, "start": begin.isoformat(), "end": finish.isoformat()}
+
+
+def train_and_promote(settings: Settings, session: dt.date) -> dict:
+    from tickerlake.training import promote, train
+
+    candidate = train(settings, session)
+    decision = promote(settings, candidate, session)
+    return {"candidate_version": candidate["version"], "decision": decision["decision"],
+            "gates": decision["gates"], "holdout_rank_ic": candidate["holdout"]["rank_ic_mean"]}
+
+
+def training_due(settings: Settings, session: dt.date) -> tuple[bool, str]:
+    from tickerlake.training import training_due as due
+
+    return due(settings, session)
+
+
+def predict(settings: Settings, session: dt.date, run_id: str) -> dict:
+    from tickerlake.predict import predict_session
+
+    return predict_session(settings, session, run_id)
+
+
+def report_and_deliver(settings: Settings, session: dt.date, run_id: str, api_key: str | None,
+                       sender: str, recipients: list[str], airflow_run_id: str | None = None) -> dict:
+    from tickerlake.emailer import deliver
+    from tickerlake.report import write_report
+
+    report = write_report(settings, session, run_id, airflow_run_id)
+    delivery = deliver(settings, session, report, api_key, sender, recipients)
+    return {**report, "delivery": delivery}
