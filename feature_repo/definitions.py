@@ -1,0 +1,170 @@
+"""Feast definitions of Tickerlake: the ticker entity, the daily views, the model's feature service.
+
+Read by `feast apply` (the module-level objects below, built from the environment through
+tickerlake.settings.load_settings()) and by tickerlake.feast_store.apply(), which executes this file
+afresh and calls build_definitions() with its own settings.
+
+Sources are the gold Delta tables written by Spark; their locations come from the settings
+(TICKERLAKE_LAKE_ROOT, default <TICKERLAKE_HOME>/lake) and are stored in the registry by apply.
+Feast's event time of a daily row is `event_ts`: the session's close in UTC.
+
+Labels (gold.labels_daily) are never a feature view: they meet the features only in training and
+evaluation, so serving can never see them.
+
+Later (not declared yet): intraday features behind a PushSource fed by the short-interval DAG,
+and views over the alternative data (news, social, macro, each as of its publication time).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from feast import Entity, FeatureService, FeatureView, Field, FileSource, ValueType
+from feast.data_format import DeltaFormat
+from feast.data_source import DataSource
+from feast.types import Float64, String
+from tickerlake import catalog
+from tickerlake.feast_store import (
+    DAILY_TTL,
+    ENTITY,
+    EVENT_TIMESTAMP,
+    FEATURE_SERVICE,
+    FEATURES_TABLE,
+    FEATURES_VIEW,
+    PREDICTIONS_TABLE,
+    PREDICTIONS_VIEW,
+    feature_list_hash,
+    offline_store_type,
+)
+from tickerlake.settings import Settings, load_settings
+
+# Types of the served prediction columns (tickerlake.feast_store.PREDICTION_FEATURES).
+PREDICTION_SCHEMA: tuple[tuple[str, Any], ...] = (
+    ("pred_return", Float64),
+    ("pred_lo", Float64),
+    ("pred_hi", Float64),
+    ("percentile", Float64),
+    ("signal", String),
+    ("model_version", String),
+)
+
+
+@dataclass(frozen=True)
+class Definitions:
+    ticker: Entity
+    features_source: DataSource
+    predictions_source: DataSource
+    daily_features: FeatureView
+    daily_predictions: FeatureView
+    feature_service: FeatureService
+
+    def objects(self) -> list[Any]:
+        """Everything to register, in dependency order."""
+        return [
+            self.ticker,
+            self.features_source,
+            self.predictions_source,
+            self.daily_features,
+            self.daily_predictions,
+            self.feature_service,
+        ]
+
+
+def delta_source(settings: Settings, table: str, offline_store: str) -> DataSource:
+    """The batch source over a gold Delta table, of the class the offline store reads."""
+    name = table.replace(".", "_")
+    if offline_store == "spark":
+        # At scale: Spark reads the Delta table (object storage URI) with the Delta extensions.
+        from feast.infra.offline_stores.contrib.spark_offline_store.spark_source import SparkSource
+        from feast.table_format import DeltaFormat as DeltaTableFormat
+
+        return SparkSource(
+            name=name,
+            path=settings.table_uri(table),
+            table_format=DeltaTableFormat(),
+            timestamp_field=EVENT_TIMESTAMP,
+            description=f"Delta table {table}",
+        )
+    # Embedded: DuckDB's delta extension reads the table through its log (feature_store.yaml).
+    return FileSource(
+        name=name,
+        path=settings.table_path(table),
+        file_format=DeltaFormat(),
+        timestamp_field=EVENT_TIMESTAMP,
+        description=f"Delta table {table}",
+    )
+
+
+def build_definitions(settings: Settings, offline_store: str = "duckdb") -> Definitions:
+    ticker = Entity(
+        name=ENTITY,
+        join_keys=[ENTITY],
+        value_type=ValueType.STRING,
+        description="Canonical ticker: upper case, share classes with a dot (BRK.B)",
+    )
+    features_source = delta_source(settings, FEATURES_TABLE, offline_store)
+    predictions_source = delta_source(settings, PREDICTIONS_TABLE, offline_store)
+
+    daily_features = FeatureView(
+        name=FEATURES_VIEW,
+        entities=[ticker],
+        ttl=DAILY_TTL,
+        # The entity column is declared too, so apply never has to read the table to infer it
+        # (setup applies before the first Spark run has written anything).
+        schema=[
+            Field(name=ENTITY, dtype=String),
+            *(Field(name=name, dtype=Float64) for name in catalog.FEATURE_NAMES),
+        ],
+        source=features_source,
+        online=True,
+        description="Daily Alpha158-style features (tickerlake.catalog), as of each session's close",
+        tags={
+            "table": FEATURES_TABLE,
+            "feature_list_sha256": feature_list_hash(catalog.FEATURE_NAMES),
+        },
+    )
+    # One row per ticker and asof session; `event_ts` is the asof session's close. Caveat: the
+    # table is append-only per run (a rerun adds rows with the same event_ts, and unpublished
+    # rows sit next to published ones), and Feast breaks ties between rows of one entity and
+    # event_ts only by a created-timestamp column, which gold.predictions_daily lacks; a FileSource
+    # cannot filter `published`. So materializing this view is exact only for an interval with a
+    # single published run; otherwise publish should write its rows to the online store itself
+    # (FeatureStore.write_to_online_store) or the table should gain a `published_ts` column.
+    daily_predictions = FeatureView(
+        name=PREDICTIONS_VIEW,
+        entities=[ticker],
+        ttl=DAILY_TTL,
+        schema=[
+            Field(name=ENTITY, dtype=String),
+            *(Field(name=name, dtype=dtype) for name, dtype in PREDICTION_SCHEMA),
+        ],
+        source=predictions_source,
+        online=True,
+        description="Next-session return prediction and signal of the champion model",
+        tags={"table": PREDICTIONS_TABLE},
+    )
+    feature_service = FeatureService(
+        name=FEATURE_SERVICE,
+        features=[daily_features],
+        description="The features of the daily LightGBM model",
+    )
+    return Definitions(
+        ticker=ticker,
+        features_source=features_source,
+        predictions_source=predictions_source,
+        daily_features=daily_features,
+        daily_predictions=daily_predictions,
+        feature_service=feature_service,
+    )
+
+
+# Module-level objects for the `feast` CLI (it collects Feast objects from module attributes).
+_definitions = build_definitions(load_settings(), offline_store_type(Path(__file__).resolve().parent))
+ticker = _definitions.ticker
+gold_features_daily = _definitions.features_source
+gold_predictions_daily = _definitions.predictions_source
+daily_features = _definitions.daily_features
+daily_predictions = _definitions.daily_predictions
+tickerlake_daily_lgbm = _definitions.feature_service

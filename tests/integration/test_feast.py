@@ -1,0 +1,298 @@
+"""Feast over the gold Delta tables: apply, interval materialization, online and point-in-time reads.
+
+Real Feast (file registry, SQLite online store, DuckDB offline store with the delta extension) on
+Delta tables written with delta-rs under a temporary TICKERLAKE_HOME. No mocks.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pandas as pd
+import pyarrow as pa
+import pytest
+from deltalake import write_deltalake
+from tickerlake import catalog
+from tickerlake.feast_store import (
+    FEATURE_SERVICE,
+    FEATURES_TABLE,
+    FEATURES_VIEW,
+    PREDICTION_FEATURES,
+    PREDICTIONS_TABLE,
+    PREDICTIONS_VIEW,
+    apply,
+    feature_list_hash,
+    feature_store,
+    historical_features,
+    install_duckdb_delta_extension,
+    load_definitions,
+    materialize_interval,
+    online_features,
+)
+from tickerlake.settings import PROJECT_ROOT, Settings, load_settings
+
+NEW_YORK = ZoneInfo("America/New_York")
+UTC = ZoneInfo("UTC")
+TICKERS = ("AAPL", "BRK.B", "MSFT")
+# Five sessions around Independence Day (no session on 2024-07-04).
+SESSIONS = (date(2024, 7, 1), date(2024, 7, 2), date(2024, 7, 3), date(2024, 7, 5), date(2024, 7, 8))
+
+
+def close_utc(session: date) -> datetime:
+    """The session's close (16:00 New York) in UTC."""
+    return datetime(session.year, session.month, session.day, 16, tzinfo=NEW_YORK).astimezone(UTC)
+
+
+def feature_value(session_idx: int, ticker_idx: int, feature_idx: int) -> float:
+    return session_idx * 1000.0 + ticker_idx * 100.0 + feature_idx + 0.25
+
+
+def expected_features(session_idx: int) -> pd.DataFrame:
+    rows = [
+        {"ticker": t, **{f: feature_value(session_idx, j, k) for k, f in enumerate(catalog.FEATURE_NAMES)}}
+        for j, t in enumerate(TICKERS)
+    ]
+    return pd.DataFrame(rows)
+
+
+def write_features_daily(settings: Settings) -> None:
+    rows = []
+    for i, session in enumerate(SESSIONS):
+        for j, ticker in enumerate(TICKERS):
+            row = {"ticker": ticker, "date": session, "event_ts": close_utc(session), "year": session.year}
+            row.update({f: feature_value(i, j, k) for k, f in enumerate(catalog.FEATURE_NAMES)})
+            rows.append(row)
+    schema = pa.schema(
+        [
+            ("ticker", pa.string()),
+            ("date", pa.date32()),
+            ("event_ts", pa.timestamp("us", tz="UTC")),
+            ("year", pa.int32()),
+            *((f, pa.float64()) for f in catalog.FEATURE_NAMES),
+        ]
+    )
+    table = pa.Table.from_pylist(rows, schema=schema)
+    write_deltalake(settings.table_path(FEATURES_TABLE), table, partition_by=["year"], mode="overwrite")
+
+
+def write_predictions_daily(settings: Settings, session_idx: int) -> pd.DataFrame:
+    """One published run's predictions made at the close of SESSIONS[session_idx]."""
+    asof, target = SESSIONS[session_idx], SESSIONS[session_idx + 1]
+    rows = []
+    for j, ticker in enumerate(TICKERS):
+        pred = 0.01 * (j - 1)
+        rows.append(
+            {
+                "ticker": ticker,
+                "asof_date": asof,
+                "target_session": target,
+                "event_ts": close_utc(asof),
+                "pred_return": pred,
+                "pred_lo": pred - 0.02,
+                "pred_hi": pred + 0.02,
+                "rank": j + 1,
+                "percentile": j / 2,
+                "signal": ("short", "neutral", "long")[j],
+                "model_name": "tickerlake_daily_lgbm",
+                "model_version": "3",
+                "features_version": 12,
+                "run_id": "scheduled__2024-07-03",
+                "published": True,
+            }
+        )
+    schema = pa.schema(
+        [
+            ("ticker", pa.string()),
+            ("asof_date", pa.date32()),
+            ("target_session", pa.date32()),
+            ("event_ts", pa.timestamp("us", tz="UTC")),
+            ("pred_return", pa.float64()),
+            ("pred_lo", pa.float64()),
+            ("pred_hi", pa.float64()),
+            ("rank", pa.int32()),
+            ("percentile", pa.float64()),
+            ("signal", pa.string()),
+            ("model_name", pa.string()),
+            ("model_version", pa.string()),
+            ("features_version", pa.int64()),
+            ("run_id", pa.string()),
+            ("published", pa.bool_()),
+        ]
+    )
+    write_deltalake(settings.table_path(PREDICTIONS_TABLE), pa.Table.from_pylist(rows, schema=schema))
+    return pd.DataFrame(rows)[["ticker", *PREDICTION_FEATURES]]
+
+
+def session_interval(session: date) -> tuple[datetime, datetime]:
+    """The UTC calendar day of the session: contains its close."""
+    start = datetime(session.year, session.month, session.day, tzinfo=UTC)
+    return start, start + timedelta(days=1)
+
+
+@pytest.fixture
+def settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
+    home = tmp_path / "home"
+    monkeypatch.setenv("TICKERLAKE_HOME", str(home))
+    for name in ("TICKERLAKE_LAKE_ROOT", "TICKERLAKE_FEAST_REPO", "FEAST_FS_YAML_FILE_PATH"):
+        monkeypatch.delenv(name, raising=False)
+    s = load_settings(home=home)
+    assert s.feast_repo == PROJECT_ROOT / "feature_repo"
+    return s
+
+
+@pytest.mark.unit
+@pytest.mark.integration
+def test_feature_view_fields_equal_catalog(settings: Settings) -> None:
+    from feast.types import Float64
+
+    defs = load_definitions(settings)
+    view = defs.daily_features
+    assert view.name == FEATURES_VIEW
+    assert tuple(f.name for f in view.features) == catalog.FEATURE_NAMES
+    assert all(f.dtype == Float64 for f in view.features)
+    assert view.entities == ["ticker"]
+    assert [c.name for c in view.entity_columns] == ["ticker"]
+    assert view.batch_source.timestamp_field == "event_ts"
+    assert view.batch_source.path == settings.table_path(FEATURES_TABLE)
+    assert view.tags["feature_list_sha256"] == feature_list_hash(catalog.FEATURE_NAMES)
+
+    assert tuple(f.name for f in defs.daily_predictions.features) == PREDICTION_FEATURES
+    assert defs.feature_service.name == FEATURE_SERVICE
+    assert [p.name for p in defs.feature_service.feature_view_projections] == [FEATURES_VIEW]
+    # Labels are never served.
+    served = {f.name for v in (defs.daily_features, defs.daily_predictions) for f in v.features}
+    assert not served & set(catalog.LABEL_COLUMNS)
+
+
+@pytest.mark.unit
+@pytest.mark.integration
+def test_feature_list_hash_is_order_free() -> None:
+    names = list(catalog.FEATURE_NAMES)
+    assert feature_list_hash(names) == feature_list_hash(reversed(names))
+    assert len(feature_list_hash(names)) == 64
+    assert feature_list_hash(names) != feature_list_hash(names[:-1])
+    with pytest.raises(ValueError, match="duplicate"):
+        feature_list_hash([*names, names[0]])
+
+
+@pytest.mark.integration
+def test_install_duckdb_delta_extension(tmp_path: Path) -> None:
+    import duckdb
+
+    installed = install_duckdb_delta_extension(tmp_path / "ext")
+    assert installed.is_file()
+    assert install_duckdb_delta_extension(tmp_path / "ext") == installed  # idempotent
+    with duckdb.connect(config={"extension_directory": str(tmp_path / "ext")}) as con:
+        con.execute("LOAD delta")
+
+
+@pytest.mark.integration
+def test_apply_before_tables_exist_is_idempotent(settings: Settings) -> None:
+    names = apply(settings)
+    assert names == sorted(
+        [
+            "ticker",
+            "gold_features_daily",
+            "gold_predictions_daily",
+            FEATURES_VIEW,
+            PREDICTIONS_VIEW,
+            FEATURE_SERVICE,
+        ]
+    )
+    assert apply(settings) == names
+    store = feature_store(settings)
+    assert sorted(v.name for v in store.list_feature_views()) == [FEATURES_VIEW, PREDICTIONS_VIEW]
+    assert (settings.feast_dir / "registry.db").is_file()
+    assert (settings.feast_dir / "online.db").is_file()
+
+
+@pytest.mark.integration
+def test_materialize_one_session_serves_exactly_its_values(settings: Settings) -> None:
+    write_features_daily(settings)
+    predictions = write_predictions_daily(settings, session_idx=2)
+    apply(settings)
+
+    start, end = session_interval(SESSIONS[2])
+    materialize_interval(settings, start, end, [FEATURES_VIEW, PREDICTIONS_VIEW])
+
+    online = online_features(settings, list(TICKERS))
+    assert list(online.columns) == ["ticker", *catalog.FEATURE_NAMES, *PREDICTION_FEATURES]
+    pd.testing.assert_frame_equal(
+        online[["ticker", *catalog.FEATURE_NAMES]], expected_features(2), check_dtype=False
+    )
+    pd.testing.assert_frame_equal(online[["ticker", *PREDICTION_FEATURES]], predictions, check_dtype=False)
+
+    # A subset by bare names, and an unknown ticker gets nulls.
+    subset = online_features(settings, ["MSFT", "ZZZZ"], ["KMID", "signal"])
+    assert list(subset.columns) == ["ticker", "KMID", "signal"]
+    assert subset.loc[0, "KMID"] == feature_value(2, 2, 0)
+    assert subset.loc[0, "signal"] == "long"
+    assert subset.loc[1, ["KMID", "signal"]].isna().all()
+
+
+@pytest.mark.integration
+def test_materialize_interval_excludes_its_end(settings: Settings) -> None:
+    write_features_daily(settings)
+    apply(settings)
+    # [start of session 1's UTC day, session 2's close): session 1's close is in, session 2's is not.
+    start, _ = session_interval(SESSIONS[1])
+    materialize_interval(settings, start, close_utc(SESSIONS[2]), [FEATURES_VIEW])
+    online = online_features(settings, list(TICKERS), list(catalog.FEATURE_NAMES))
+    pd.testing.assert_frame_equal(online, expected_features(1), check_dtype=False)
+
+    with pytest.raises(ValueError, match="timezone-aware"):
+        materialize_interval(settings, start.replace(tzinfo=None), close_utc(SESSIONS[2]))
+    with pytest.raises(ValueError, match="empty interval"):
+        materialize_interval(settings, start, start)
+
+
+@pytest.mark.integration
+def test_materialize_twice_gives_identical_online_values(settings: Settings) -> None:
+    write_features_daily(settings)
+    apply(settings)
+    start, end = session_interval(SESSIONS[3])
+    materialize_interval(settings, start, end, [FEATURES_VIEW])
+    first = online_features(settings, list(TICKERS), list(catalog.FEATURE_NAMES))
+    materialize_interval(settings, start, end, [FEATURES_VIEW])
+    second = online_features(settings, list(TICKERS), list(catalog.FEATURE_NAMES))
+    pd.testing.assert_frame_equal(first, second)
+    pd.testing.assert_frame_equal(second, expected_features(3), check_dtype=False)
+
+
+@pytest.mark.integration
+def test_historical_features_are_point_in_time(settings: Settings) -> None:
+    write_features_daily(settings)
+    apply(settings)
+    one_second = timedelta(seconds=1)
+    entity_df = pd.DataFrame(
+        {
+            "ticker": ["AAPL", "AAPL", "BRK.B", "MSFT"],
+            "event_timestamp": pd.to_datetime(
+                [
+                    close_utc(SESSIONS[3]) - one_second,  # before session 3's row: gets session 2
+                    close_utc(SESSIONS[3]),  # at its close: session 3
+                    close_utc(SESSIONS[0]) - one_second,  # before any row: nothing
+                    close_utc(SESSIONS[4]) + timedelta(days=3),  # within the TTL of the last row
+                ],
+                utc=True,
+            ),
+            "row_id": [0, 1, 2, 3],  # passed through
+        }
+    )
+    result = historical_features(settings, entity_df).sort_values("row_id").reset_index(drop=True)
+    assert list(result["row_id"]) == [0, 1, 2, 3]
+    assert set(catalog.FEATURE_NAMES) <= set(result.columns)
+    assert not set(PREDICTION_FEATURES) & set(result.columns)  # the service is features only
+
+    def row(i: int) -> list[float]:
+        return list(result.loc[i, list(catalog.FEATURE_NAMES)])
+
+    assert row(0) == list(expected_features(2).iloc[0, 1:])
+    assert row(1) == list(expected_features(3).iloc[0, 1:])
+    assert result.loc[2, list(catalog.FEATURE_NAMES)].isna().all()
+    assert row(3) == list(expected_features(4).iloc[2, 1:])
+
+    with pytest.raises(ValueError, match="event_timestamp"):
+        historical_features(settings, entity_df.drop(columns=["event_timestamp"]))
