@@ -22,16 +22,13 @@ from __future__ import annotations
 import base64
 import configparser
 import contextlib
-import errno
 import io
 import json
 import os
 import secrets
 import signal
-import socket
 import subprocess
 import sysconfig
-import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterable
@@ -39,6 +36,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from tickerlake.procs import pid_alive, port_in_use, read_pid, start_detached, stop_pidfile, wait_until
 from tickerlake.settings import PROJECT_ROOT, Settings
 
 # --- where things live ---------------------------------------------------------------------------
@@ -50,7 +48,6 @@ MLFLOW_ADMIN_USER = "admin"
 AIRFLOW_START_TIMEOUT_S = 180.0
 MLFLOW_START_TIMEOUT_S = 120.0
 STOP_TIMEOUT_S = 30.0
-DEFAULT_AIRFLOW_PARALLELISM = 4
 
 _SIMPLE_AUTH_MANAGER = "airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager"
 
@@ -108,130 +105,67 @@ def mlflow_url(settings: Settings) -> str:
     return f"http://127.0.0.1:{settings.mlflow_port}"
 
 
-# --- private process helpers (same contract as tickerlake.procs; to be deduped) ------------------
+# --- processes: tickerlake.procs, plus a sweep of the whole process group ----------------------
 
 
-def _port_in_use(port: int) -> bool:
-    """True when something listens on, or holds, 127.0.0.1:`port` (or the wildcard address)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.settimeout(0.5)
-        if probe.connect_ex(("127.0.0.1", port)) == 0:
-            return True
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            probe.bind(("127.0.0.1", port))
-        except OSError as exc:
-            if exc.errno in (errno.EADDRINUSE, errno.EACCES):
-                return True
-            raise
-    return False
-
-
-def _wait_until(predicate: Callable[[], Any], timeout: float, what: str, interval: float = 1.0) -> Any:
-    """Poll `predicate` until it returns something truthy; raise TimeoutError naming `what`."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = predicate()
-        if result:
-            return result
-        if time.monotonic() >= deadline:
-            raise TimeoutError(f"timed out after {timeout:.0f} s waiting for {what}")
-        time.sleep(interval)
-
-
-def _start_detached(cmd: list[str], log_file: Path, pid_file: Path, env: dict[str, str]) -> int:
-    """Start `cmd` in its own session (so it is its own process group), output appended to
-    `log_file`, stdin closed; write its PID to `pid_file` (0600) and return it."""
-    log_file.parent.mkdir(parents=True, exist_ok=True)
-    pid_file.parent.mkdir(parents=True, exist_ok=True)
-    with open(log_file, "ab") as log:
-        log.write(f"\n=== {time.strftime('%Y-%m-%dT%H:%M:%S%z')} starting: {' '.join(cmd)}\n".encode())
-        log.flush()
-        proc = subprocess.Popen(
-            cmd,
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            env=env,
-            cwd=str(pid_file.parent.parent),
-            start_new_session=True,
-            close_fds=True,
-        )
-    _write_private(pid_file, f"{proc.pid}\n", replace=True)
-    return proc.pid
-
-
-def _read_pid(pid_file: Path) -> int | None:
+def _raw_pid(pid_file: Path) -> int | None:
+    """The PID recorded in `pid_file`, whether or not that process still lives."""
     try:
-        return int(pid_file.read_text().strip())
-    except (FileNotFoundError, ValueError):
+        return int(pid_file.read_text().split()[0])
+    except (OSError, ValueError, IndexError):
         return None
-
-
-def _reap(pid: int) -> None:
-    """Collect `pid` if it is a finished child of this process (no zombie left behind)."""
-    with contextlib.suppress(ChildProcessError, OSError):
-        os.waitpid(pid, os.WNOHANG)
-
-
-def _proc_stat(pid: int) -> tuple[str, int] | None:
-    """(state, process group) of `pid` from /proc, or None when there is no such process."""
-    try:
-        raw = Path(f"/proc/{pid}/stat").read_text()
-    except (FileNotFoundError, ProcessLookupError, PermissionError):
-        return None
-    fields = raw[raw.rindex(")") + 2 :].split()
-    return fields[0], int(fields[2])
-
-
-def _alive(pid: int) -> bool:
-    _reap(pid)
-    stat = _proc_stat(pid)
-    return stat is not None and stat[0] not in ("Z", "X")
 
 
 def _group_members(pgid: int) -> list[int]:
-    """Live (non-zombie) processes of process group `pgid`."""
+    """Live (non-zombie) processes of process group `pgid`, from /proc."""
     members = []
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
-        stat = _proc_stat(int(entry.name))
-        if stat is not None and stat[1] == pgid and stat[0] not in ("Z", "X"):
+        try:
+            raw = (entry / "stat").read_text()
+        except OSError:
+            continue
+        fields = raw[raw.rindex(")") + 2 :].split()
+        if int(fields[2]) == pgid and fields[0] not in ("Z", "X"):
             members.append(int(entry.name))
     return members
 
 
-def _pid_alive(pid_file: Path) -> bool:
-    pid = _read_pid(pid_file)
-    return pid is not None and _alive(pid)
-
-
-def _stop_pidfile(pid_file: Path, timeout: float = STOP_TIMEOUT_S) -> bool:
-    """Stop the process group led by the PID in `pid_file`: SIGTERM, then SIGKILL after
-    `timeout`. Remove the file. True when something was running."""
-    pid = _read_pid(pid_file)
-    if pid is None:
+def _stop_service(pid_file: Path, timeout: float = STOP_TIMEOUT_S) -> bool:
+    """`procs.stop_pidfile`, then make sure no member of the service's process group is left
+    (a server's workers, LocalExecutor's worker processes, task subprocesses) — also when the
+    group's leader had already died. True when something was running."""
+    pgid = _raw_pid(pid_file)
+    leader_was_ours = pid_alive(pid_file)
+    if pgid is not None and not leader_was_ours and _leader_alive(pgid):
+        # Stale file: that number now belongs to an unrelated process. Leave it alone.
         pid_file.unlink(missing_ok=True)
         return False
-    was_running = _alive(pid) or bool(_group_members(pid))
-
-    def gone() -> bool:
-        _reap(pid)
-        return not _alive(pid) and not _group_members(pid)
-
-    if was_running:
+    stopped = stop_pidfile(pid_file, timeout)
+    if pgid is None:
+        return stopped
+    # No PID that is still some process group's id is handed out again, so live members of
+    # this group are the service's own processes.
+    if not _group_members(pgid):
+        return stopped or leader_was_ours
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pgid, signal.SIGTERM)
+    try:
+        wait_until(lambda: not _group_members(pgid), 10, f"process group {pgid} to stop", interval=0.2)
+    except TimeoutError:
         with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(pid, signal.SIGTERM)
-        try:
-            _wait_until(gone, timeout, f"PID {pid} to stop", interval=0.2)
-        except TimeoutError:
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(pid, signal.SIGKILL)
-            _wait_until(gone, 10, f"PID {pid} to die after SIGKILL", interval=0.2)
-    pid_file.unlink(missing_ok=True)
-    return was_running
+            os.killpg(pgid, signal.SIGKILL)
+        wait_until(lambda: not _group_members(pgid), 10, f"process group {pgid} to die", interval=0.2)
+    return True
+
+
+def _leader_alive(pid: int) -> bool:
+    try:
+        raw = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return raw[raw.rindex(")") + 2] not in "ZX"
 
 
 # --- private file and HTTP helpers -------------------------------------------------------------
@@ -295,7 +229,7 @@ def _tail(path: Path, lines: int = 40) -> str:
 
 
 def _check_port_free(port: int, setting: str, service: str) -> None:
-    if _port_in_use(port):
+    if port_in_use(port):
         raise ServiceError(
             f"cannot start {service}: port {port} on 127.0.0.1 is already in use. "
             f"Stop whatever holds it, or choose another port with the setting {setting} "
@@ -352,11 +286,6 @@ def _spark_connection(settings: Settings) -> str:
     )
 
 
-def _airflow_parallelism(settings: Settings) -> int:
-    # TODO(dedupe): becomes `settings.airflow_parallelism` once settings.py has it.
-    return int(getattr(settings, "airflow_parallelism", DEFAULT_AIRFLOW_PARALLELISM))
-
-
 def airflow_env(settings: Settings) -> dict[str, str]:
     """The complete environment for any Airflow subprocess (and for in-process use).
 
@@ -367,6 +296,8 @@ def airflow_env(settings: Settings) -> dict[str, str]:
     env.update(
         {
             "AIRFLOW_HOME": str(home),
+            # Never a config file from the caller's environment: this install's own only.
+            "AIRFLOW_CONFIG": str(home / "airflow.cfg"),
             "TICKERLAKE_HOME": str(settings.home),
             "PATH": os.pathsep.join([str(venv_bin()), env.get("PATH", "/usr/bin:/bin")]),
             "AIRFLOW__CORE__DAGS_FOLDER": str(PROJECT_ROOT / "dags"),
@@ -375,7 +306,7 @@ def airflow_env(settings: Settings) -> dict[str, str]:
             "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
             "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
             # LocalExecutor forks `parallelism` workers up front (default 32): too many here.
-            "AIRFLOW__CORE__PARALLELISM": str(_airflow_parallelism(settings)),
+            "AIRFLOW__CORE__PARALLELISM": str(settings.airflow_parallelism),
             "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
             "AIRFLOW__CORE__FERNET_KEY": keys["fernet_key"],
             "AIRFLOW__API__SECRET_KEY": keys["api_secret_key"],
@@ -451,7 +382,7 @@ def _airflow_healthy(health: dict[str, Any] | None) -> bool:
 def start_airflow(settings: Settings, timeout: float = AIRFLOW_START_TIMEOUT_S) -> dict[str, Any]:
     """Start api-server, scheduler, dag-processor and triggerer as detached processes and wait
     until the API reports every component healthy. Returns `airflow_status`."""
-    running = [c for c in AIRFLOW_COMPONENTS if _pid_alive(_airflow_pid_file(settings, c))]
+    running = [c for c in AIRFLOW_COMPONENTS if pid_alive(_airflow_pid_file(settings, c))]
     if running == list(AIRFLOW_COMPONENTS) and _airflow_healthy(_airflow_health(settings)):
         return airflow_status(settings)
     if running:
@@ -469,21 +400,22 @@ def start_airflow(settings: Settings, timeout: float = AIRFLOW_START_TIMEOUT_S) 
         "triggerer": ("triggerer", "--skip-serve-logs"),
     }
     for component in AIRFLOW_COMPONENTS:
-        _start_detached(
+        start_detached(
             _airflow_cmd(*args[component]),
             _airflow_log_file(settings, component),
             _airflow_pid_file(settings, component),
             env,
+            cwd=settings.home,
         )
 
     def ready() -> bool:
-        dead = [c for c in AIRFLOW_COMPONENTS if not _pid_alive(_airflow_pid_file(settings, c))]
+        dead = [c for c in AIRFLOW_COMPONENTS if not pid_alive(_airflow_pid_file(settings, c))]
         if dead:
             raise ServiceError(f"Airflow {dead[0]} exited during start" + _airflow_log_tails(settings, dead))
         return _airflow_healthy(_airflow_health(settings))
 
     try:
-        _wait_until(ready, timeout, f"Airflow at {airflow_url(settings)} to report healthy", interval=2)
+        wait_until(ready, timeout, f"Airflow at {airflow_url(settings)} to report healthy", interval=2)
     except TimeoutError as exc:
         health = _airflow_health(settings)
         stop_airflow(settings)
@@ -506,14 +438,14 @@ def _airflow_log_tails(settings: Settings, components: Iterable[str]) -> str:
 def stop_airflow(settings: Settings) -> dict[str, bool]:
     """Stop every Airflow component (process groups included). Returns {component: was_running}."""
     # API server first so nothing new is accepted, then the scheduler and the rest.
-    return {c: _stop_pidfile(_airflow_pid_file(settings, c)) for c in AIRFLOW_COMPONENTS}
+    return {c: _stop_service(_airflow_pid_file(settings, c)) for c in AIRFLOW_COMPONENTS}
 
 
 def airflow_status(settings: Settings) -> dict[str, Any]:
     components = {}
     for component in AIRFLOW_COMPONENTS:
         pid_file = _airflow_pid_file(settings, component)
-        components[component] = {"pid": _read_pid(pid_file), "alive": _pid_alive(pid_file)}
+        components[component] = {"pid": read_pid(pid_file), "alive": pid_alive(pid_file)}
     health = _airflow_health(settings) if components["api-server"]["alive"] else None
     return {
         "service": "airflow",
@@ -671,9 +603,9 @@ def _mlflow_ready(settings: Settings) -> bool:
 def start_mlflow(settings: Settings, timeout: float = MLFLOW_START_TIMEOUT_S) -> dict[str, Any]:
     """Start the MLflow tracking server (basic-auth app) and wait until it answers."""
     pid_file = _mlflow_pid_file(settings)
-    if _pid_alive(pid_file) and _mlflow_ready(settings):
+    if pid_alive(pid_file) and _mlflow_ready(settings):
         return mlflow_status(settings)
-    _stop_pidfile(pid_file)
+    _stop_service(pid_file)
     _check_port_free(settings.mlflow_port, "TICKERLAKE_MLFLOW_PORT", "MLflow")
     cmd = _mlflow_cmd(settings)
     settings.mlflow_dir.mkdir(parents=True, exist_ok=True)
@@ -682,20 +614,20 @@ def start_mlflow(settings: Settings, timeout: float = MLFLOW_START_TIMEOUT_S) ->
     _ensure_private_dir(settings.run_dir)
     _ensure_mlflow_auth_config(settings)
     log_file = _mlflow_log_file(settings)
-    _start_detached(cmd, log_file, pid_file, _mlflow_env(settings))
+    start_detached(cmd, log_file, pid_file, _mlflow_env(settings), cwd=settings.home)
 
     def ready() -> bool:
-        if not _pid_alive(pid_file):
+        if not pid_alive(pid_file):
             raise ServiceError(f"MLflow exited during start; last lines of {log_file}:\n{_tail(log_file)}")
         return _mlflow_ready(settings)
 
     try:
-        _wait_until(ready, timeout, f"MLflow at {mlflow_url(settings)} to answer", interval=1)
+        wait_until(ready, timeout, f"MLflow at {mlflow_url(settings)} to answer", interval=1)
     except TimeoutError as exc:
-        _stop_pidfile(pid_file)
+        _stop_service(pid_file)
         raise ServiceError(f"{exc}; last lines of {log_file}:\n{_tail(log_file)}") from None
     except ServiceError:
-        _stop_pidfile(pid_file)
+        _stop_service(pid_file)
         raise
     # Password hashes of the MLflow users: owner only.
     os.chmod(mlflow_auth_db(settings), 0o600)
@@ -704,19 +636,19 @@ def start_mlflow(settings: Settings, timeout: float = MLFLOW_START_TIMEOUT_S) ->
 
 def stop_mlflow(settings: Settings) -> bool:
     """Stop the MLflow server. True when it was running."""
-    return _stop_pidfile(_mlflow_pid_file(settings))
+    return _stop_service(_mlflow_pid_file(settings))
 
 
 def mlflow_status(settings: Settings) -> dict[str, Any]:
     pid_file = _mlflow_pid_file(settings)
-    alive = _pid_alive(pid_file)
+    alive = pid_alive(pid_file)
     healthy = alive and _http("GET", f"{mlflow_url(settings)}/health")[0] == 200
     return {
         "service": "mlflow",
         "url": mlflow_url(settings),
         "running": alive,
         "healthy": healthy,
-        "pid": _read_pid(pid_file),
+        "pid": read_pid(pid_file),
         "backend_store": settings.mlflow_tracking_uri,
         "artifacts": str(settings.mlflow_artifacts),
         "logs": str(_mlflow_log_file(settings)),

@@ -45,6 +45,7 @@ class Settings:
     kafka_port: int
     kafka_controller_port: int
     airflow_port: int
+    airflow_parallelism: int
     mlflow_port: int
     mlflow_tracking_uri: str
     feast_repo: Path
@@ -128,6 +129,7 @@ def load_settings(home: str | os.PathLike[str] | None = None) -> Settings:
         kafka_port=_env_int("TICKERLAKE_KAFKA_PORT", 9092),
         kafka_controller_port=_env_int("TICKERLAKE_KAFKA_CONTROLLER_PORT", 9093),
         airflow_port=_env_int("TICKERLAKE_AIRFLOW_PORT", 8080),
+        airflow_parallelism=_env_int("TICKERLAKE_AIRFLOW_PARALLELISM", 4),
         mlflow_port=_env_int("TICKERLAKE_MLFLOW_PORT", 5000),
         mlflow_tracking_uri=_env(
             "TICKERLAKE_MLFLOW_TRACKING_URI", f"sqlite:///{home_path / 'mlflow' / 'mlflow.db'}"
