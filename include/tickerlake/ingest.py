@@ -12,11 +12,12 @@ import hashlib
 import logging
 
 import pandas as pd
+import pyarrow as pa
 
 from tickerlake import lake, synthetic
 from tickerlake.calendar import sessions_between
 from tickerlake.settings import Settings
-from tickerlake.validation import CriticalValidationError, check_coverage, validate_bars
+from tickerlake.validation import CriticalValidationError, check_coverage, quarantine_schema, validate_bars
 
 log = logging.getLogger(__name__)
 
@@ -68,7 +69,10 @@ def validate_interval(
     quarantine = result.quarantine.assign(
         year=pd.to_datetime(result.quarantine["date"]).dt.year.astype("int32")
     )
-    lake.replace_interval(settings, "quarantine.bars_daily", quarantine, start, end)
+    lake.replace_interval(
+        settings, "quarantine.bars_daily",
+        pa.Table.from_pandas(quarantine, schema=quarantine_schema(), preserve_index=False), start, end,
+    )
     rejected_keys = quarantine.loc[quarantine["severity"] == "reject", ["ticker", "date"]].drop_duplicates()
     rejected_rows = bronze.merge(rejected_keys, on=["ticker", "date"]).shape[0]
     counts = {

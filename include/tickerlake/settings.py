@@ -38,6 +38,7 @@ def _env_float(name: str, default: float) -> float:
 @dataclass(frozen=True)
 class Settings:
     home: Path
+    jars_dir: Path  # pinned JVM jars; a machine-wide cache may be shared between homes
     lake_root: str
     spark_master: str
     spark_driver_memory: str
@@ -62,10 +63,6 @@ class Settings:
     @property
     def airflow_home(self) -> Path:
         return self.home / "airflow"
-
-    @property
-    def jars_dir(self) -> Path:
-        return self.home / "jars"
 
     @property
     def spark_conf_dir(self) -> Path:
@@ -122,6 +119,7 @@ def load_settings(home: str | os.PathLike[str] | None = None) -> Settings:
     home_path = Path(home or _env("TICKERLAKE_HOME", str(PROJECT_ROOT / ".state"))).resolve()
     return Settings(
         home=home_path,
+        jars_dir=Path(_env("TICKERLAKE_JARS_DIR", str(home_path / "jars"))).resolve(),
         lake_root=_env("TICKERLAKE_LAKE_ROOT", f"file://{home_path / 'lake'}"),
         spark_master=_env("TICKERLAKE_SPARK_MASTER", "local[*]"),
         spark_driver_memory=_env("TICKERLAKE_SPARK_DRIVER_MEMORY", "4g"),

@@ -22,6 +22,15 @@ BAR_COLUMNS = {"ticker": "string", "date": "date", **{c: "float" for c in PRICE_
 KEY = ["ticker", "date"]
 
 
+def quarantine_schema():
+    """Arrow schema of quarantine.bars_daily (explicit, so an empty run writes the right types)."""
+    import pyarrow as pa
+
+    return pa.schema([("ticker", pa.string()), ("date", pa.date32()), ("rule", pa.string()),
+                      ("severity", pa.string()), ("values", pa.string()), ("run_id", pa.string()),
+                      ("year", pa.int32())])
+
+
 class CriticalValidationError(RuntimeError):
     """A critical rule failed: the run stops and nothing lands downstream."""
 
