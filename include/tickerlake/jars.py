@@ -187,14 +187,17 @@ def pyspark_jars_dir() -> Path:
 
 
 def split_jar_name(filename: str) -> tuple[str, str]:
-    """'hive-exec-2.3.10-core.jar' -> ('hive-exec', '2.3.10'); the version is the last
-    dash-separated part that starts with a digit, so 'log4j-1.2-api-2.24.3' keeps its name."""
+    """'hive-exec-2.3.10-core.jar' -> ('hive-exec', '2.3.10'). The version is the last
+    dash-separated part that starts with a digit and has a dot ('log4j-1.2-api-2.24.3' keeps
+    its name, 'zstd-jni-1.5.7-6' is version 1.5.7), else the last part starting with a digit."""
     stem = filename[:-4] if filename.endswith(".jar") else filename
     parts = stem.split("-")
-    for i in range(len(parts) - 1, 0, -1):
-        if parts[i][:1].isdigit():
-            return "-".join(parts[:i]), parts[i]
-    return stem, ""
+    candidates = [i for i in range(1, len(parts)) if parts[i][:1].isdigit()]
+    dotted = [i for i in candidates if "." in parts[i]]
+    if not candidates:
+        return stem, ""
+    i = (dotted or candidates)[-1]
+    return "-".join(parts[:i]), parts[i]
 
 
 def pyspark_modules() -> dict[str, str]:
@@ -326,7 +329,9 @@ def _classes(jar: Path) -> set[str]:
         return {
             n
             for n in zf.namelist()
-            if n.endswith(".class") and not n.startswith(_SHARED_BY_DESIGN) and not n.endswith("module-info.class")
+            if n.endswith(".class")
+            and not n.startswith(_SHARED_BY_DESIGN)
+            and not n.endswith("module-info.class")
         }
 
 
@@ -373,7 +378,9 @@ def _unresolved(log: str) -> str:
     return " / ".join(tail)
 
 
-def _resolve_group(java: str, group: JarGroup, plan: dict[str, Any], work: Path, out: Path, log: Path) -> None:
+def _resolve_group(
+    java: str, group: JarGroup, plan: dict[str, Any], work: Path, out: Path, log: Path
+) -> None:
     ivy_dir = work / f"ivy-{group.name}"
     ivy_dir.mkdir(parents=True)
     (ivy_dir / "ivysettings.xml").write_text(
@@ -456,7 +463,9 @@ def ensure_jars(settings: Settings, progress: Callable[[str], None] = print) -> 
                         )
                 manifest["groups"][group.name] = {
                     "plan": plan,
-                    "files": [{"name": p.name, "size": p.stat().st_size, "sha256": _sha256(p)} for p in files],
+                    "files": [
+                        {"name": p.name, "size": p.stat().st_size, "sha256": _sha256(p)} for p in files
+                    ],
                 }
                 size_mb = sum(p.stat().st_size for p in files) / 1e6
                 progress(
