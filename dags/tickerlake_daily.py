@@ -19,6 +19,7 @@ import datetime as dt
 from airflow.providers.apache.spark.operators.spark_submit import SparkSubmitOperator
 from airflow.sdk import Asset, dag, task, task_group
 from airflow.timetables.trigger import CronTriggerTimetable
+
 from tickerlake.settings import PROJECT_ROOT, load_settings
 from tickerlake.spark import spark_env
 

@@ -25,6 +25,7 @@ from feast import Entity, FeatureService, FeatureView, Field, FileSource, ValueT
 from feast.data_format import DeltaFormat
 from feast.data_source import DataSource
 from feast.types import Float64, String
+
 from tickerlake import catalog
 from tickerlake.feast_store import (
     DAILY_TTL,

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
@@ -17,6 +18,17 @@ import pytest
 from tickerlake.settings import PROJECT_ROOT, Settings, load_settings
 
 SHARED_JARS = Path(os.environ.get("TICKERLAKE_JARS_DIR") or PROJECT_ROOT / ".state" / "jars").resolve()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """One fresh state folder for the whole test session, set before anything imports Airflow
+    (Airflow reads its configuration once per process)."""
+    home = Path(tempfile.mkdtemp(prefix="tickerlake-test-"))
+    os.environ["TICKERLAKE_HOME"] = str(home)
+    os.environ["TICKERLAKE_JARS_DIR"] = str(SHARED_JARS)
+    from tickerlake.services import airflow_env
+
+    os.environ.update(airflow_env(load_settings()))
 
 MakeSettings = Callable[..., Settings]
 
@@ -45,3 +57,13 @@ def make_settings(shared_jars) -> MakeSettings:
 def jvm_settings(make_settings: MakeSettings, tmp_path: Path) -> Settings:
     """Settings for a fresh temporary TICKERLAKE_HOME with the shared jars."""
     return make_settings(tmp_path / "home")
+
+
+@pytest.fixture(scope="session")
+def stack(shared_jars) -> Settings:
+    """The test session's state folder after `tickerlake setup`: jars, Spark conf, Airflow DB, feast apply."""
+    from tickerlake.bootstrap import setup
+
+    settings = load_settings()
+    setup(settings, progress=print)
+    return settings

@@ -37,8 +37,9 @@ def score_features(model, features: pd.DataFrame, calibration: dict[str, float],
     out["pred_hi"] = pred + calibration["interval_q"]
     out["rank"] = out["pred_return"].rank(ascending=False, method="first").astype("int32")
     out["percentile"] = out["pred_return"].rank(pct=True)
+    # Rounded so that 10 of 50 names are the bottom 20% (1 - 0.8 is 0.19999999999999996 in floats).
     out["signal"] = np.where(out["percentile"] >= threshold, "long",
-                             np.where(out["percentile"] <= 1 - threshold, "short", "neutral"))
+                             np.where(out["percentile"] <= round(1 - threshold, 9), "short", "neutral"))
     return out
 
 

@@ -14,6 +14,7 @@ import pandas as pd
 import pyarrow as pa
 import pytest
 from deltalake import write_deltalake
+
 from tickerlake import catalog
 from tickerlake.feast_store import (
     FEATURE_SERVICE,

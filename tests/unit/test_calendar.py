@@ -35,4 +35,4 @@ def test_run_session_from_logical_date_in_new_york_time():
     # 23:30 UTC on the 24th is still the 24th in New York.
     assert session_for_run(dt.datetime(2025, 12, 24, 23, 30, tzinfo=dt.UTC)) == "2025-12-24"
     with pytest.raises(ValueError):
-        session_for_run(dt.datetime(2025, 12, 24, 18, 30))
+        session_for_run(dt.datetime(2025, 12, 24, 18, 30))  # noqa: DTZ001 - naive on purpose

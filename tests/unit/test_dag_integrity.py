@@ -18,6 +18,7 @@ HEAVY = ["pyspark.sql.session", "lightgbm", "mlflow", "great_expectations", "fea
 
 PROBE = """
 import json, sys, time, importlib.util
+import airflow.sdk, airflow.models  # loaded in the dag-processor already
 started = time.perf_counter()
 spec = importlib.util.spec_from_file_location("dag_under_test", sys.argv[1])
 module = importlib.util.module_from_spec(spec)
