@@ -140,8 +140,12 @@ def get_spark(settings: Settings, app_name: str = "tickerlake") -> SparkSession:
     JavaMissingError, both before any JVM starts. One JVM per Python process: after a
     `spark.stop()`, a new session reuses the JVM and the conf it was launched with.
     """
+    import logging
+
     from pyspark.sql import SparkSession
 
+    # py4j logs every gateway close at INFO, also at interpreter exit when handlers are gone.
+    logging.getLogger("py4j").setLevel(logging.WARNING)
     active = SparkSession.getActiveSession()
     if active is not None:
         return active
