@@ -48,12 +48,27 @@ def _wait(predicate: Callable[[], object], timeout: float, what: str, every: flo
     raise TimeoutError(f"timed out after {timeout:.0f} s waiting for {what}")
 
 
+def _create_backfill(settings: Settings, first: dt.datetime, last: dt.datetime, attempts: int = 3) -> None:
+    """`airflow backfill create`; retried because SQLite can be briefly locked by the scheduler."""
+    from tickerlake.services import airflow_env
+
+    cmd = ["airflow", "backfill", "create", "--dag-id", DAG_ID, "--from-date", first.isoformat(),
+           "--to-date", last.isoformat(), "--max-active-runs", "1", "--reprocess-behavior", "completed"]
+    for attempt in range(1, attempts + 1):
+        out = subprocess.run(cmd, env=airflow_env(settings), capture_output=True, text=True)
+        if out.returncode == 0:
+            return
+        tail = (out.stderr or out.stdout).strip().splitlines()[-1:] or ["no output"]
+        if attempt == attempts:
+            raise RuntimeError(f"airflow backfill create failed: {tail[0]}")
+        time.sleep(10)
+
+
 def run_demo(settings: Settings, end: dt.date, sessions: int, progress: Callable[[str], None]) -> str:
     from tickerlake.bootstrap import setup
     from tickerlake.cli import cmd_backfill
     from tickerlake.services import (
         airflow_admin_password,
-        airflow_env,
         mlflow_admin_password,
         start_all,
         status_all,
@@ -89,11 +104,7 @@ def run_demo(settings: Settings, end: dt.date, sessions: int, progress: Callable
     first = dt.datetime.combine(dag_sessions[0], dt.time(0, 0), tzinfo=EXCHANGE_TZ)
     last = dt.datetime.combine(dag_sessions[-1], dt.time(23, 59), tzinfo=EXCHANGE_TZ)
     progress(f"Airflow backfill of {DAG_ID}: {dag_sessions[0]} .. {dag_sessions[-1]} ({sessions} runs)")
-    subprocess.run(
-        ["airflow", "backfill", "create", "--dag-id", DAG_ID, "--from-date", first.isoformat(),
-         "--to-date", last.isoformat(), "--max-active-runs", "1", "--reprocess-behavior", "completed"],
-        env=airflow_env(settings), check=True, capture_output=True, text=True,
-    )
+    _create_backfill(settings, first, last)
 
     def finished():
         code, body = _api(settings, "GET", f"/dags/{DAG_ID}/dagRuns?run_type=backfill&limit=100&order_by=-logical_date")

@@ -286,6 +286,12 @@ def _spark_connection(settings: Settings) -> str:
     )
 
 
+def _prometheus_dir(settings: Settings) -> Path:
+    path = settings.run_dir / "prometheus"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
 def airflow_env(settings: Settings) -> dict[str, str]:
     """The complete environment for any Airflow subprocess (and for in-process use).
 
@@ -321,6 +327,9 @@ def airflow_env(settings: Settings) -> dict[str, str]:
             "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "False",
             "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(airflow_password_file(settings)),
             "AIRFLOW_CONN_SPARK_DEFAULT": _spark_connection(settings),
+            # Feast's metrics point this at a temp folder it deletes at exit; Airflow's long-lived
+            # worker processes would then hand the dead path to every later task.
+            "PROMETHEUS_MULTIPROC_DIR": str(_prometheus_dir(settings)),
         }
     )
     return env

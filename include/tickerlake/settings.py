@@ -52,6 +52,11 @@ class Settings:
     feast_repo: Path
     email_mode: str  # "auto": SendGrid when sendgrid_default has a key, else dry run; "dry-run"
     universe_size: int
+    market_source: str  # "synthetic" | "csv" | "http"
+    csv_drop_dir: Path
+    csv_format: str  # "auto" or a name in tickerlake.sources.csv_files.FORMATS
+    tiingo_base_url: str
+    tiingo_requests_per_second: float
     history_start: str
     seed: int
     model_name: str
@@ -135,6 +140,11 @@ def load_settings(home: str | os.PathLike[str] | None = None) -> Settings:
         feast_repo=Path(_env("TICKERLAKE_FEAST_REPO", str(PROJECT_ROOT / "feature_repo"))),
         email_mode=_env("TICKERLAKE_EMAIL_MODE", "auto"),
         universe_size=_env_int("TICKERLAKE_UNIVERSE_SIZE", 50),
+        market_source=_env("TICKERLAKE_MARKET_SOURCE", "synthetic"),
+        csv_drop_dir=Path(_env("TICKERLAKE_CSV_DROP_DIR", str(home_path / "drop" / "bars_daily"))),
+        csv_format=_env("TICKERLAKE_CSV_FORMAT", "auto"),
+        tiingo_base_url=_env("TICKERLAKE_TIINGO_BASE_URL", "https://api.tiingo.com"),
+        tiingo_requests_per_second=_env_float("TICKERLAKE_TIINGO_REQUESTS_PER_SECOND", 1.0),
         history_start=_env("TICKERLAKE_HISTORY_START", "2023-01-03"),
         seed=_env_int("TICKERLAKE_SEED", 7),
         model_name=_env("TICKERLAKE_MODEL_NAME", "tickerlake_daily_lgbm"),
