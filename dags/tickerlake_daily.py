@@ -35,6 +35,11 @@ def table_asset(name: str) -> Asset:
     dag_id="tickerlake_daily",
     schedule=CronTriggerTimetable("30 18 * * 1-5", timezone="America/New_York"),
     start_date=dt.datetime(2024, 1, 1, tzinfo=dt.UTC),
+    end_date=(
+        dt.datetime.combine(dt.date.fromisoformat(SETTINGS.daily_end_date), dt.time(23, 59), tzinfo=dt.UTC)
+        if SETTINGS.daily_end_date
+        else None
+    ),
     catchup=False,
     max_active_runs=1,
     default_args={"owner": "tickerlake", "retries": 2, "retry_delay": dt.timedelta(minutes=1)},

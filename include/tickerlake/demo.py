@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 import subprocess
 import time
 import urllib.error
@@ -93,6 +94,9 @@ def run_demo(settings: Settings, end: dt.date, sessions: int, progress: Callable
 
         cmd_backfill(settings, argparse.Namespace(start=all_sessions[0], end=seed_end, source="synthetic", path=None))
 
+    # The services see the demo's window: the scheduler creates no run after its last session
+    # (with catchup off it would otherwise add a run for the latest interval before today).
+    os.environ["TICKERLAKE_DAILY_END_DATE"] = end.isoformat()
     status = status_all(settings)
     if not all(status[s].get("running") for s in ("airflow", "mlflow")):
         progress("starting Airflow, MLflow and Kafka on 127.0.0.1")

@@ -61,6 +61,7 @@ class Settings:
     seed: int
     model_name: str
     retrain_every_sessions: int
+    daily_end_date: str  # last session the daily DAG schedules ("" = open-ended); the demo pins it
     signal_threshold: float
     report_top_n: int
 
@@ -148,6 +149,7 @@ def load_settings(home: str | os.PathLike[str] | None = None) -> Settings:
         history_start=_env("TICKERLAKE_HISTORY_START", "2023-01-03"),
         seed=_env_int("TICKERLAKE_SEED", 7),
         model_name=_env("TICKERLAKE_MODEL_NAME", "tickerlake_daily_lgbm"),
+        daily_end_date=_env("TICKERLAKE_DAILY_END_DATE", ""),
         retrain_every_sessions=_env_int("TICKERLAKE_RETRAIN_EVERY_SESSIONS", 5),
         signal_threshold=_env_float("TICKERLAKE_SIGNAL_THRESHOLD", 0.8),
         report_top_n=_env_int("TICKERLAKE_REPORT_TOP_N", 10),
