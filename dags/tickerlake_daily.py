@@ -116,11 +116,10 @@ def tickerlake_daily():
         retrain_due(session) >> [train_and_promote(session), keep_champion()] >> predict(session)
 
     @task
-    def publish_online(session: str) -> dict:
-        from tickerlake.pipeline import materialize
+    def publish_online(session: str, **context) -> dict:
+        from tickerlake.pipeline import publish_online as run
 
-        day = dt.date.fromisoformat(session)
-        return materialize(SETTINGS, day, day, ["daily_predictions"])
+        return run(SETTINGS, dt.date.fromisoformat(session), context["run_id"])
 
     @task
     def signal_report(session: str, **context) -> dict:

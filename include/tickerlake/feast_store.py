@@ -255,6 +255,26 @@ def materialize_interval(
     store.materialize(start_date=start, end_date=end - _ONE_TICK, feature_views=views)
 
 
+def push_predictions(settings: Settings, predictions: pd.DataFrame) -> int:
+    """Write one run's published predictions straight to the online store.
+
+    The predictions table is append-only per run, so several runs can hold rows with the same
+    ticker and event time; materializing the view could serve any of them. Publishing writes
+    exactly the rows the run produced. Returns the number of rows written.
+    """
+    if predictions.empty:
+        return 0
+    columns = [ENTITY, EVENT_TIMESTAMP, *PREDICTION_FEATURES]
+    missing = set(columns) - set(predictions.columns)
+    if missing:
+        raise ValueError(f"predictions lack column(s) {sorted(missing)}")
+    if predictions[ENTITY].duplicated().any():
+        raise ValueError("one prediction per ticker expected in a published run")
+    frame = predictions[columns].copy()
+    feature_store(settings).write_to_online_store(PREDICTIONS_VIEW, frame)
+    return len(frame)
+
+
 def feature_refs(features: Sequence[str] | None = None) -> list[str]:
     """Feast references (`view:feature`) for bare names or references; None: features + prediction."""
     if features is None:

@@ -73,6 +73,18 @@ def predict(settings: Settings, session: dt.date, run_id: str) -> dict:
     return predict_session(settings, session, run_id)
 
 
+def publish_online(settings: Settings, session: dt.date, run_id: str) -> dict:
+    """Push this run's predictions for `session` to the online store (see feast_store.push_predictions)."""
+    from tickerlake import lake
+    from tickerlake.feast_store import push_predictions
+
+    if not lake.table_exists(settings, "gold.predictions_daily"):
+        return {"rows": 0, "reason": "no predictions table yet"}
+    preds = lake.read_table(settings, "gold.predictions_daily", filters=[("asof_date", "=", session)])
+    preds = preds[preds["run_id"] == run_id]
+    return {"rows": push_predictions(settings, preds)}
+
+
 def report_and_deliver(settings: Settings, session: dt.date, run_id: str, api_key: str | None,
                        sender: str, recipients: list[str], airflow_run_id: str | None = None) -> dict:
     from tickerlake.emailer import deliver

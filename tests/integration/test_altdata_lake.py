@@ -1,0 +1,305 @@
+"""Alternative data through Delta: landing, quarantine, idempotency, sentiment and the macro panel.
+
+Delta round trips run in a temporary home. The `realdata` tests read ../shared/data and skip
+when it is absent.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+import json
+import shutil
+import tarfile
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from tickerlake import lake
+from tickerlake.altdata import MARKET_TICKER, macro, news, sentiment, social
+from tickerlake.settings import Settings, load_settings
+
+pytestmark = pytest.mark.integration
+
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "altdata"
+SHARED = Path(__file__).resolve().parents[2].parent / "shared" / "data"
+D = dt.date
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    return load_settings(home=tmp_path / "home")
+
+
+def table(settings: Settings, name: str, order: list[str]) -> pd.DataFrame:
+    frame = lake.read_table(settings, name)
+    return frame.sort_values(order, na_position="first").reset_index(drop=True)
+
+
+def without_run(frame: pd.DataFrame) -> pd.DataFrame:
+    return frame.drop(columns=[c for c in ("run_id",) if c in frame.columns])
+
+
+def make_tgz(source: Path, target: Path) -> Path:
+    with tarfile.open(target, "w:gz") as tar:
+        tar.add(source / "tweet", arcname="tweet")
+    return target
+
+
+# --- social --------------------------------------------------------------------------------
+
+
+def test_land_social_from_drop_folder_and_archive(settings: Settings, tmp_path: Path):
+    result = social.land_social(settings, FIXTURES / "stocknet", D(2025, 11, 25), D(2025, 11, 30), "run-1")
+    assert result["landed"] == 8 and result["quarantined"] == 4 and result["quarantined_undated"] == 0
+    assert result["received"] == result["landed"] + result["quarantined"] == 12
+    assert result["quarantine_by_rule"] == {"bad_created_at": 1, "bad_text": 1, "invalid_json": 1,
+                                            "missing_created_at": 1}
+    bronze = table(settings, "bronze.social", ["created_at", "ticker", "line_number"])
+    assert len(bronze) == 8 and set(bronze["ticker"]) == {"AAPL", "BRK.B"}
+    assert set(bronze.loc[bronze["ticker"] == "BRK.B", "ticker_raw"]) == {"BRK-B"}
+    assert str(bronze["created_at"].dt.tz) == "UTC"
+    assert bronze["batch_id"].nunique() == 1 and set(bronze["source"]) == {"stocknet"}
+    q = table(settings, "quarantine.social", ["line_number"])
+    assert set(q["rule"]) == set(result["quarantine_by_rule"]) and set(q["severity"]) == {"reject"}
+    assert "this is not json" in set(q["values"]) and set(q["date"]) == {D(2025, 11, 25)}
+
+    # the same files as a gzip tar, read as a stream, land the same rows
+    other = load_settings(home=tmp_path / "other")
+    archive = make_tgz(FIXTURES / "stocknet", tmp_path / "tweets.tgz")
+    again = social.land_social(other, archive, D(2025, 11, 25), D(2025, 11, 30), "run-1")
+    assert {k: again[k] for k in ("received", "landed", "quarantined")} == {"received": 12, "landed": 8,
+                                                                             "quarantined": 4}
+    cols = ["message_id", "ticker", "created_at", "text", "user_id", "line_number"]
+    pd.testing.assert_frame_equal(bronze[cols], table(other, "bronze.social", ["created_at", "ticker", "line_number"])[cols])
+
+
+def test_land_social_is_idempotent_and_replaces_only_its_interval(settings: Settings, tmp_path: Path):
+    drop = tmp_path / "drop"
+    shutil.copytree(FIXTURES / "stocknet", drop)
+    social.land_social(settings, drop, D(2025, 11, 25), D(2025, 11, 27), "run-1")
+    social.land_social(settings, drop, D(2025, 11, 28), D(2025, 11, 30), "run-1")
+    first = table(settings, "bronze.social", ["created_at", "ticker", "line_number"])
+    first_q = table(settings, "quarantine.social", ["line_number"])
+    social.land_social(settings, drop, D(2025, 11, 25), D(2025, 11, 27), "run-1")
+    pd.testing.assert_frame_equal(first, table(settings, "bronze.social", ["created_at", "ticker", "line_number"]))
+    pd.testing.assert_frame_equal(first_q, table(settings, "quarantine.social", ["line_number"]))
+
+    # a vendor correction: the 2025-12-01 file loses its Saturday message; rerunning the
+    # interval removes it and leaves the other interval alone
+    f = drop / "tweet" / "preprocessed" / "AAPL" / "2025-12-01"
+    f.write_text("\n".join(f.read_text().splitlines()[:2]) + "\n")
+    result = social.land_social(settings, drop, D(2025, 11, 28), D(2025, 11, 30), "run-2")
+    assert result["landed"] == 2
+    after = table(settings, "bronze.social", ["created_at", "ticker", "line_number"])
+    assert len(after) == len(first) - 1
+    assert set(after.loc[after["date"] <= D(2025, 11, 27), "run_id"]) == {"run-1"}
+
+
+def test_land_social_with_a_ticker_filter_leaves_other_tickers(settings: Settings):
+    social.land_social(settings, FIXTURES / "stocknet", D(2025, 11, 25), D(2025, 11, 30), "run-1")
+    result = social.land_social(settings, FIXTURES / "stocknet", D(2025, 11, 25), D(2025, 11, 30), "run-2",
+                                tickers=["brk-b"])
+    assert result["landed"] == 1 and result["files_read"] == 1
+    bronze = lake.read_table(settings, "bronze.social")
+    assert len(bronze) == 8
+    assert dict(bronze.groupby("ticker")["run_id"].first()) == {"AAPL": "run-1", "BRK.B": "run-2"}
+    assert len(lake.read_table(settings, "quarantine.social")) == 4  # AAPL's stay
+
+
+def test_land_social_quarantines_undated_lines_once(settings: Settings, tmp_path: Path):
+    drop = tmp_path / "drop"
+    (drop / "AAPL").mkdir(parents=True)
+    (drop / "AAPL" / "notes.txt").write_text("{broken\n")
+    (drop / "AAPL" / "2025-11-25").write_text(
+        '{"text": ["a"], "created_at": "Tue Nov 25 15:00:00 +0000 2025", "user_id_str": "1"}\n')
+    for _ in range(2):
+        result = social.land_social(settings, drop, D(2025, 11, 25), D(2025, 11, 25), "run-1")
+        assert result["quarantined_undated"] == 1 and result["landed"] == 1
+    q = lake.read_table(settings, "quarantine.social")
+    assert len(q) == 1 and q["date"].isna().all() and q["key"].tolist() == ["AAPL"]
+
+
+# --- news ----------------------------------------------------------------------------------
+
+
+def test_land_news_counts_reconcile_and_rerun_is_identical(settings: Settings):
+    result = news.land_news(settings, FIXTURES / "news", D(2025, 11, 20), D(2025, 11, 30), "run-1")
+    assert result["by_publisher"]["cnbc"]["landed"] == 2
+    assert result["by_publisher"]["guardian"] == {"received": 3, "landed": 2, "quarantined": 1,
+                                                  "quarantined_undated": 1, "outside_interval": 0}
+    assert result["by_publisher"]["reuters"]["landed"] == 2
+    assert result["received"] == result["landed"] + result["quarantined"] == 7
+    bronze = table(settings, "bronze.news", ["source", "line_number"])
+    assert bronze["ticker"].isna().all()
+    assert set(bronze["date"]) == {D(2025, 11, 26), D(2025, 11, 29)}
+    assert "7:51  PM ET Wed, 26 November 2025" in set(bronze["date_raw"])
+    assert "Stocks rally , strong gains before the holiday" in set(bronze["headline"])
+    q = table(settings, "quarantine.news", ["source", "line_number"])
+    assert sorted(q["rule"]) == ["bad_date", "empty_headline"]
+
+    news.land_news(settings, FIXTURES / "news", D(2025, 11, 20), D(2025, 11, 30), "run-1")
+    pd.testing.assert_frame_equal(bronze, table(settings, "bronze.news", ["source", "line_number"]))
+    pd.testing.assert_frame_equal(q, table(settings, "quarantine.news", ["source", "line_number"]))
+
+
+# --- sentiment -----------------------------------------------------------------------------
+
+
+def test_build_sentiment_daily_point_in_time(settings: Settings):
+    social.land_social(settings, FIXTURES / "stocknet", D(2025, 11, 20), D(2025, 12, 5), "run-1")
+    news.land_news(settings, FIXTURES / "news", D(2025, 11, 20), D(2025, 12, 5), "run-1")
+    result = sentiment.build_sentiment_daily(settings, D(2025, 11, 24), D(2025, 12, 2))
+    assert result["social_messages"] == 7 and result["social_duplicates"] == 1
+    assert result["news_items"] == 6 and result["sessions"] == 6
+    assert result["input_versions"] == {"bronze.social": 0, "bronze.news": 0}  # lineage
+
+    daily = table(settings, "silver.sentiment_daily", ["ticker", "date"]).set_index(["ticker", "date"])
+    aapl = daily.loc["AAPL"]
+    # 15:59 (great gains, sent twice: counted once) and 10:00 (not a good day) -> 11-25
+    assert aapl.loc[D(2025, 11, 25), "message_count"] == 2
+    assert aapl.loc[D(2025, 11, 25), "sentiment"] == pytest.approx(0.0)  # (+1 + -1) / 2
+    # 16:01 (bad loss) -> 11-26
+    assert aapl.loc[D(2025, 11, 26), "message_count"] == 1 and aapl.loc[D(2025, 11, 26), "sentiment"] == -1.0
+    # early close 13:00: 12:59 (strong) -> 11-28; 13:01 (weak) and Saturday (good) -> 12-01
+    assert aapl.loc[D(2025, 11, 28), "sentiment"] == 1.0
+    assert aapl.loc[D(2025, 12, 1), "message_count"] == 2 and aapl.loc[D(2025, 12, 1), "sentiment"] == 0.0
+    assert daily.loc[("BRK.B", D(2025, 11, 26)), "scored_count"] == 0
+    # news dated 11-26 (day before Thanksgiving) counts for 11-28; the Saturday item for 12-01
+    market = daily.loc[MARKET_TICKER]
+    assert list(market.index) == [D(2025, 11, 28), D(2025, 12, 1)]
+    assert market.loc[D(2025, 11, 28), "message_count"] == 5
+    assert market.loc[D(2025, 12, 1), "message_count"] == 1
+    assert set(daily["lexicon"]) == {result["lexicon"]}
+
+    before = table(settings, "silver.sentiment_daily", ["ticker", "date"])
+    sentiment.build_sentiment_daily(settings, D(2025, 11, 24), D(2025, 12, 2))
+    pd.testing.assert_frame_equal(before, table(settings, "silver.sentiment_daily", ["ticker", "date"]))
+
+
+def test_build_sentiment_daily_one_session_reads_only_its_window(settings: Settings):
+    social.land_social(settings, FIXTURES / "stocknet", D(2025, 11, 20), D(2025, 12, 5), "run-1")
+    news.land_news(settings, FIXTURES / "news", D(2025, 11, 20), D(2025, 12, 5), "run-1")
+    sentiment.build_sentiment_daily(settings, D(2025, 11, 24), D(2025, 12, 2))
+    full = table(settings, "silver.sentiment_daily", ["ticker", "date"])
+    # rebuilding each session alone gives the same rows (no session depends on its neighbours)
+    for day in sorted(set(full["date"])):
+        sentiment.build_sentiment_daily(settings, day, day)
+    pd.testing.assert_frame_equal(full, table(settings, "silver.sentiment_daily", ["ticker", "date"]))
+
+
+# --- macro ---------------------------------------------------------------------------------
+
+
+def test_land_macro_and_build_asof(settings: Settings):
+    result = macro.land_macro(settings, FIXTURES / "fred", D(2025, 1, 1), D(2025, 12, 31), "run-1")
+    assert result["series"] == 3 and "metadata.csv" in result["skipped_files"]
+    assert result["landed"] == 5 + 5 + 4 and result["missing_values"] == 3
+    assert result["quarantined"] == 1 and result["quarantined_undated"] == 1
+    assert result["received"] == result["landed"] + result["quarantined"]
+    bronze = table(settings, "bronze.macro", ["series_id", "date"])
+    oct_cpi = bronze[(bronze["series_id"] == "CPIAUCSL") & (bronze["date"] == D(2025, 10, 1))]
+    assert len(oct_cpi) == 1 and oct_cpi["value"].isna().all() and oct_cpi["value_raw"].tolist() == [""]
+    q = table(settings, "quarantine.macro", ["key", "line_number"])
+    assert q[["key", "rule"]].values.tolist() == [["DGS10", "bad_value"], ["PAYEMS", "bad_date"]]
+
+    asof = macro.build_macro_asof(settings, D(2025, 11, 20), D(2025, 12, 31))
+    assert asof["input_versions"] == {"bronze.macro": 0}
+    panel = table(settings, "silver.macro_asof", ["series_id", "date"]).set_index(["series_id", "date"])
+    assert asof["rows"] == len(panel)
+    assert panel.loc[("DGS10", D(2025, 11, 26)), "observation_date"] == D(2025, 11, 25)
+    assert panel.loc[("DGS10", D(2025, 11, 28)), "observation_date"] == D(2025, 11, 26)  # 11-27 is missing
+    assert panel.loc[("CPIAUCSL", D(2025, 12, 12)), "observation_date"] == D(2025, 9, 1)
+    assert panel.loc[("CPIAUCSL", D(2025, 12, 15)), "observation_date"] == D(2025, 11, 1)
+    assert panel.loc[("PAYEMS", D(2025, 12, 9)), "observation_date"] == D(2025, 9, 1)
+    assert panel.loc[("PAYEMS", D(2025, 12, 10)), "value"] == 159623
+
+    before_bronze, before_panel = bronze, table(settings, "silver.macro_asof", ["series_id", "date"])
+    macro.land_macro(settings, FIXTURES / "fred", D(2025, 1, 1), D(2025, 12, 31), "run-1")
+    macro.build_macro_asof(settings, D(2025, 11, 20), D(2025, 12, 31))
+    pd.testing.assert_frame_equal(before_bronze, table(settings, "bronze.macro", ["series_id", "date"]))
+    pd.testing.assert_frame_equal(before_panel, table(settings, "silver.macro_asof", ["series_id", "date"]))
+
+
+def test_build_macro_asof_refuses_a_series_without_lag(settings: Settings, tmp_path: Path):
+    drop = tmp_path / "fred"
+    drop.mkdir()
+    (drop / "MYSTERY.csv").write_text("date,value\n2025-01-01,1\n")
+    macro.land_macro(settings, drop, D(2025, 1, 1), D(2025, 12, 31), "run-1")
+    with pytest.raises(ValueError, match="MYSTERY"):
+        macro.build_macro_asof(settings, D(2025, 1, 2), D(2025, 1, 31))
+
+
+# --- real data -----------------------------------------------------------------------------
+
+
+def _needs(path: Path) -> Path:
+    if not path.exists():
+        pytest.skip(f"real data {path} is absent (../shared/data is not part of a fresh clone)")
+    return path
+
+
+@pytest.mark.realdata
+def test_realdata_one_ticker_year_of_tweets(settings: Settings):
+    archive = _needs(SHARED / "stocknet" / "tweets_preprocessed.tgz")
+    # independent count: AAPL lines whose created_at falls in 2014 (UTC)
+    expected = 0
+    with tarfile.open(archive, "r|gz") as tar:
+        for member in tar:
+            if member.isfile() and member.name.split("/")[-2] == "AAPL":
+                for line in tar.extractfile(member):
+                    created = json.loads(line)["created_at"]
+                    expected += created.endswith("2014")
+    result = social.land_social(settings, archive, D(2014, 1, 1), D(2014, 12, 31), "real-1", tickers=["AAPL"])
+    assert result["received"] == result["landed"] + result["quarantined"] == expected
+    assert result["quarantined"] == 0 and result["quarantined_undated"] == 0
+    bronze = lake.read_table(settings, "bronze.social")
+    assert len(bronze) == expected and set(bronze["ticker"]) == {"AAPL"}
+    assert bronze["date"].min() >= D(2014, 1, 1) and bronze["date"].max() <= D(2014, 12, 31)
+
+    built = sentiment.build_sentiment_daily(settings, D(2014, 1, 2), D(2014, 12, 31))
+    daily = lake.read_table(settings, "silver.sentiment_daily")
+    assert built["sessions"] == 252 and set(daily["ticker"]) == {"AAPL"}
+    assert daily["sentiment"].between(-1, 1).all()
+    # every message published from the 2013-12-31 close to the last 2014 close is counted once
+    assert daily["message_count"].sum() == built["social_messages"] <= expected
+
+
+def _csv_records(path: Path) -> int:
+    rows = list(csv.reader(io.StringIO(path.read_text(encoding="utf-8"))))
+    return len(rows) - (1 if rows and rows[0][:2] == ["date", "headlines"] else 0)
+
+
+@pytest.mark.realdata
+def test_realdata_all_news_files(settings: Settings):
+    folder = _needs(SHARED / "news_headlines")
+    expected = {news.publisher_of(p): _csv_records(p) for p in sorted(folder.glob("*.csv"))}
+    result = news.land_news(settings, folder, D(2017, 1, 1), D(2020, 12, 31), "real-1")
+    assert {p: c["received"] + c["quarantined_undated"] for p, c in result["by_publisher"].items()} == expected
+    assert result["received"] == result["landed"] + result["quarantined"]
+    assert result["landed"] == sum(expected.values()) == 53_330 and result["quarantined"] == 0
+    bronze = lake.read_table(settings, "bronze.news", columns=["source", "date"])
+    assert bronze.groupby("source").size().to_dict() == expected
+    assert bronze["date"].min() == D(2017, 12, 17) and bronze["date"].max() == D(2020, 7, 18)
+
+    built = sentiment.build_sentiment_daily(settings, D(2018, 1, 2), D(2020, 7, 20))
+    assert built["market_rows"] > 600 and built["tickers"] == 0
+
+
+@pytest.mark.realdata
+def test_realdata_fred_files(settings: Settings):
+    folder = _needs(SHARED / "fred_macro")
+    result = macro.land_macro(settings, folder, D(1900, 1, 1), D(2030, 12, 31), "real-1")
+    lines = sum(len(p.read_text().splitlines()) - 1 for p in folder.glob("*.csv")
+                if p.name not in ("metadata.csv", "series_coverage.csv", "market_coverage.csv"))
+    assert result["series"] == 49 and result["received"] == result["landed"] == lines
+    assert result["quarantined"] == result["quarantined_undated"] == 0
+    assert set(result["skipped_files"]) == {"metadata.csv", "series_coverage.csv", "market_coverage.csv"}
+    built = macro.build_macro_asof(settings, D(2025, 10, 1), D(2025, 12, 31))
+    panel = lake.read_table(settings, "silver.macro_asof").set_index(["series_id", "date"])
+    assert built["series"] == 49
+    # October 2025 CPI was not published: mid-November still shows September's value
+    assert panel.loc[("CPIAUCSL", D(2025, 11, 17)), "observation_date"] == D(2025, 9, 1)
+    assert (panel["release_date"] <= panel.index.get_level_values("date")).all()
