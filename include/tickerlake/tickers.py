@@ -46,7 +46,8 @@ def canonical_ticker(raw: str) -> str:
     """The canonical name of a vendor's ticker or file name; ValueError on empty or garbage input."""
     if not isinstance(raw, str):
         raise ValueError(f"ticker must be a string, got {type(raw).__name__}: {raw!r}")
-    name = raw.strip().strip("'\"").strip()
+    # A cashtag (`$AAPL`, as social feeds write it) names the same ticker.
+    name = raw.strip().strip("'\"").strip().removeprefix("$")
     if not name:
         raise ValueError(f"empty ticker name {raw!r}")
     if not name.isascii():

@@ -41,6 +41,8 @@ pytestmark = pytest.mark.unit
         ("BF.B_data.csv", "BF.B"),
         # the synthetic universe's names are already canonical
         ("SAAJ.B", "SAAJ.B"),
+        # a cashtag, as social feeds write it
+        ("$msft", "MSFT"),
     ],
 )
 def test_vendor_spellings_map_to_canonical(raw, expected):
@@ -59,7 +61,8 @@ def test_canonical_is_a_fixed_point(raw):
         ("   ", "empty"),
         ("''", "empty"),
         ("^GSPC", "not a ticker"),  # an index, not a stock
-        ("$SPX", "not a ticker"),
+        ("$", "empty ticker name"),
+        ("$$SPX", "not a ticker"),
         ("BRK..B", "not a ticker"),
         ("BRK-", "not a ticker"),
         ("-B", "not a ticker"),

@@ -21,21 +21,11 @@ from collections.abc import Iterable, Sequence
 import pyarrow as pa
 
 from tickerlake.settings import Settings
+from tickerlake.tickers import canonical_ticker  # noqa: F401 - the one canonical spelling, re-exported
 
 log = logging.getLogger(__name__)
 
 MARKET_TICKER = "__MARKET__"  # the ticker of market-wide rows (items that name no ticker)
-
-
-def canonical_ticker(raw: str) -> str:
-    """Vendor spelling -> canonical: upper case, share class with a dot (`brk-a` -> `BRK.A`).
-
-    A leading cashtag `$` and a `.US` exchange suffix are dropped (`$aapl`, `AAPL.US` -> `AAPL`).
-    """
-    t = raw.strip().upper().lstrip("$")
-    if t.endswith(".US"):
-        t = t[: -len(".US")]
-    return t.replace("-", ".").replace("/", ".").replace("_", ".")
 
 
 def batch_id(*parts: object) -> str:
