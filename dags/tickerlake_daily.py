@@ -68,7 +68,15 @@ def tickerlake_daily():
 
             return validate(SETTINGS, dt.date.fromisoformat(session), context["run_id"])
 
+        @task(outlets=[table_asset("bronze.social"), table_asset("bronze.news"), table_asset("bronze.macro"),
+                       table_asset("silver.sentiment_daily"), table_asset("silver.macro_asof")])
+        def land_altdata(session: str, **context) -> dict:
+            from tickerlake.pipeline import land_altdata as run
+
+            return run(SETTINGS, dt.date.fromisoformat(session), context["run_id"], context["logical_date"])
+
         land_bars(session) >> validate_bars(session)
+        land_altdata(session)
 
     spark_features = SparkSubmitOperator(
         task_id="spark_features",

@@ -33,6 +33,37 @@ def validate(settings: Settings, session: dt.date, run_id: str) -> dict:
     return validate_interval(settings, session, session, run_id)
 
 
+def land_altdata(settings: Settings, session: dt.date, run_id: str, logical_ts: dt.datetime) -> dict:
+    """Social, news and macro for `session`, from the drop folders in settings (a source without a
+    folder is skipped with that reason), then the session's point-in-time sentiment and macro rows.
+
+    The landing window starts at the previous session: what was published after its close
+    counts for this session (altdata.sentiment decides exactly, by exchange time)."""
+    from tickerlake.altdata import macro, news, sentiment, social
+
+    window_start = calendar.previous_session(session)
+    done: dict[str, object] = {}
+    if settings.social_path:
+        done["social"] = social.land_social(settings, settings.social_path, window_start, session, run_id,
+                                            logical_ts=logical_ts)
+    if settings.news_path:
+        done["news"] = news.land_news(settings, settings.news_path, window_start, session, run_id,
+                                      logical_ts=logical_ts)
+    if settings.social_path or settings.news_path:
+        done["sentiment"] = sentiment.build_sentiment_daily(settings, session, session)
+    if settings.macro_path:
+        # Two years back covers every release lag (the longest, USREC, is a year) and revisions.
+        start = session - dt.timedelta(days=730)
+        done["macro"] = macro.land_macro(settings, settings.macro_path, start, session, run_id,
+                                         logical_ts=logical_ts)
+        done["macro_asof"] = macro.build_macro_asof(settings, session, session)
+    missing = [name for name, path in (("social", settings.social_path), ("news", settings.news_path),
+                                       ("macro", settings.macro_path)) if not path]
+    if missing:
+        done["skipped"] = f"no drop folder configured for {', '.join(missing)} (TICKERLAKE_<SOURCE>_PATH)"
+    return done
+
+
 def features_in_process(settings: Settings, start: dt.date, end: dt.date) -> dict:
     """The Spark feature job in this process (CLI backfills); the DAG submits the same job."""
     from tickerlake import features

@@ -57,6 +57,9 @@ class Settings:
     csv_format: str  # "auto" or a name in tickerlake.sources.csv_files.FORMATS
     tiingo_base_url: str
     tiingo_requests_per_second: float
+    social_path: str  # StockNet-layout tweets (tgz or folder); "" = no social source
+    news_path: str  # folder of dated headline CSVs; "" = no news source
+    macro_path: str  # folder of FRED-format CSVs; "" = no macro source
     history_start: str
     seed: int
     model_name: str
@@ -146,6 +149,9 @@ def load_settings(home: str | os.PathLike[str] | None = None) -> Settings:
         csv_format=_env("TICKERLAKE_CSV_FORMAT", "auto"),
         tiingo_base_url=_env("TICKERLAKE_TIINGO_BASE_URL", "https://api.tiingo.com"),
         tiingo_requests_per_second=_env_float("TICKERLAKE_TIINGO_REQUESTS_PER_SECOND", 1.0),
+        social_path=_env("TICKERLAKE_SOCIAL_PATH", ""),
+        news_path=_env("TICKERLAKE_NEWS_PATH", ""),
+        macro_path=_env("TICKERLAKE_MACRO_PATH", ""),
         history_start=_env("TICKERLAKE_HISTORY_START", "2023-01-03"),
         seed=_env_int("TICKERLAKE_SEED", 7),
         model_name=_env("TICKERLAKE_MODEL_NAME", "tickerlake_daily_lgbm"),
