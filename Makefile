@@ -1,4 +1,4 @@
-# The two commands of the README:  `make run` (setup + demo) and `make test` (setup + all tests).
+# The two commands of the README:  `make run` (demo, which sets up first) and `make test` (setup + all tests).
 PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
@@ -16,7 +16,7 @@ $(STAMP): requirements.txt pyproject.toml
 setup: $(STAMP)
 	$(BIN)/tickerlake setup
 
-run: setup
+run: $(STAMP)
 	$(BIN)/tickerlake demo
 
 # pytest's exit code 5 (no test collected) is not a failure of the suite: say so and pass.
