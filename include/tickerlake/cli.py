@@ -115,6 +115,28 @@ def _latest_prediction_run(settings: Settings, day: dt.date) -> str | None:
     return str(preds["run_id"].iloc[-1]) if len(preds) else None
 
 
+def cmd_sql(settings: Settings, args: argparse.Namespace) -> str | None:
+    """Read-only DuckDB over the lake's Delta tables: one query, a curated query, or a session."""
+    from tickerlake import sql
+
+    params = {}
+    for item in args.param:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise ValueError(f"--param takes NAME=VALUE, got {item!r}")
+        params[key.strip()] = value.strip()
+    if args.curated:
+        if args.query is not None:
+            raise ValueError("give either a QUERY or --curated NAME, not both")
+        return sql.format_result(sql.run_curated(settings, args.curated, params), args.format)
+    if params:
+        raise ValueError("--param goes with --curated")
+    if args.query is not None:
+        return sql.format_result(sql.query(settings, args.query), args.format)
+    sql.interactive(settings, fmt=args.format)
+    return None
+
+
 def cmd_demo(settings: Settings, args: argparse.Namespace) -> dict:
     from tickerlake.demo import run_demo
 
@@ -155,6 +177,16 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("report", cmd_report, "render the signal report for --date")
     p.add_argument("--date", type=_date, required=True)
     p.add_argument("--dry-run", action="store_true", help="also write the email that would be sent")
+    p = add("sql", cmd_sql, "read-only SQL over the Delta tables (DuckDB): a query, --curated NAME, "
+                            "or an interactive session")
+    p.add_argument("query", nargs="?", help="one SQL statement; omit it for an interactive session "
+                                            "(statements from stdin when it is not a terminal)")
+    p.add_argument("--format", choices=["table", "csv", "json"], default="table")
+    p.add_argument("--curated", metavar="NAME",
+                   help="run include/sql/curated/NAME.sql (todays_signals, hit_rate_by_week, "
+                        "live_ic_by_model_version, quarantine_by_rule_weekly, feature_drift_psi_weekly)")
+    p.add_argument("--param", action="append", default=[], metavar="NAME=VALUE",
+                   help="integer parameter of a curated query, e.g. ref_weeks=52 (repeatable)")
     p = add("demo", cmd_demo, "seed a synthetic market and run the daily DAG over its last sessions")
     p.add_argument("--end", default=DEMO_END, help=f"last demo session (default {DEMO_END})")
     p.add_argument("--sessions", type=int, default=DEMO_DAG_SESSIONS, help="daily DAG runs to backfill")
@@ -178,7 +210,9 @@ def main(argv: list[str] | None = None) -> int:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         print(f"error: {first}\n(details: {log_file})", file=sys.stderr)
         return 1
-    if isinstance(result, str):
+    if result is None:
+        pass
+    elif isinstance(result, str):
         print(result)
     else:
         print(json.dumps(result, indent=2, default=str))

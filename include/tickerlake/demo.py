@@ -147,8 +147,7 @@ def tour(settings: Settings, dag_sessions: list[dt.date], runs: list[dict], seco
         f"  MLflow UI   http://127.0.0.1:{settings.mlflow_port}   user admin, password {mlflow_password}",
         f"              (passwords kept in {settings.run_dir}, readable by you only)",
         "",
-        "  query       .venv/bin/python -c \"from deltalake import DeltaTable; "
-        f"print(DeltaTable('{settings.table_path('gold.predictions_daily')}').to_pandas().head())\"",
+        "  query       .venv/bin/tickerlake sql --curated todays_signals",
         "  stop        .venv/bin/tickerlake down",
     ]
     return "\n".join(lines)
