@@ -21,7 +21,6 @@ from deltalake import write_deltalake
 
 from tickerlake import sql
 from tickerlake.catalog import FEATURE_NAMES
-from tickerlake.ingest import bronze_schema, runs_schema
 from tickerlake.predict import PREDICTION_COLUMNS
 from tickerlake.settings import Settings, load_settings
 from tickerlake.validation import quarantine_schema
@@ -44,6 +43,23 @@ def _write(settings: Settings, name: str, rows: list[dict], schema: pa.Schema, p
 
 def _close(day: dt.date) -> dt.datetime:
     return dt.datetime.combine(day, dt.time(21), tzinfo=UTC)
+
+
+def bronze_schema() -> pa.Schema:
+    return pa.schema([
+        ("ticker", pa.string()), ("date", pa.date32()),
+        *[(c, pa.float64()) for c in ("open", "high", "low", "close", "volume")],
+        ("source", pa.string()), ("batch_id", pa.string()), ("run_id", pa.string()),
+        ("run_logical_ts", pa.timestamp("us", tz="UTC")), ("year", pa.int32()),
+    ])
+
+
+def runs_schema() -> pa.Schema:
+    return pa.schema([
+        ("interval_start", pa.date32()), ("interval_end", pa.date32()), ("run_id", pa.string()),
+        ("rows_received", pa.int64()), ("rows_rejected", pa.int64()), ("rows_to_silver", pa.int64()),
+        ("rows_warned", pa.int64()), ("counts_by_rule", pa.string()), ("year", pa.int32()),
+    ])
 
 
 PREDICTION_SCHEMA = pa.schema([
