@@ -58,7 +58,7 @@ def cmd_ingest(settings: Settings, args: argparse.Namespace) -> dict:
 
     run_id = f"cli__ingest__{args.start}__{args.end}"
     logical = dt.datetime.combine(args.end, dt.time(), tzinfo=dt.UTC)
-    landed = land_bars(settings, args.source, args.start, args.end, run_id, logical)
+    landed = land_bars(settings, args.source, args.start, args.end, run_id, logical, path=args.path)
     validated = validate_interval(settings, args.start, args.end, run_id)
     return {"landed": landed, "validated": validated}
 
@@ -137,6 +137,14 @@ def cmd_sql(settings: Settings, args: argparse.Namespace) -> str | None:
     return None
 
 
+def cmd_bench(settings: Settings, args: argparse.Namespace) -> dict:
+    from tickerlake.bench import bench_ingest
+
+    if args.what != "ingest":
+        raise ValueError(f"no benchmark {args.what!r} yet (available: ingest)")
+    return bench_ingest(settings, args.out, progress=_progress)
+
+
 def cmd_demo(settings: Settings, args: argparse.Namespace) -> dict:
     from tickerlake.demo import run_demo
 
@@ -166,7 +174,7 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--start", type=_date, required=True)
         p.add_argument("--end", type=_date, required=True)
         if name != "features":
-            p.add_argument("--source", choices=["synthetic"], default="synthetic")
+            p.add_argument("--source", choices=["synthetic", "csv", "http"], default="synthetic")
             p.add_argument("--path", help="drop folder (csv source)")
         else:
             p.add_argument("--mode", choices=["backfill", "incremental"], default="backfill")
@@ -187,6 +195,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "live_ic_by_model_version, quarantine_by_rule_weekly, feature_drift_psi_weekly)")
     p.add_argument("--param", action="append", default=[], metavar="NAME=VALUE",
                    help="integer parameter of a curated query, e.g. ref_weeks=52 (repeatable)")
+    p = add("bench", cmd_bench, "benchmarks that print their figures and write them as JSON")
+    p.add_argument("what", choices=["ingest"])
+    p.add_argument("--out", required=True, help="JSON file for the figures")
     p = add("demo", cmd_demo, "seed a synthetic market and run the daily DAG over its last sessions")
     p.add_argument("--end", default=DEMO_END, help=f"last demo session (default {DEMO_END})")
     p.add_argument("--sessions", type=int, default=DEMO_DAG_SESSIONS, help="daily DAG runs to backfill")

@@ -22,11 +22,13 @@ LABEL_LOOKBACK = max(LABEL_HORIZONS) + 1
 
 
 def silver_bars(bronze: DataFrame, quarantine: DataFrame) -> DataFrame:
-    """Bronze minus the rows a rejecting rule holds, one row per (ticker, date)."""
+    """Bronze minus the rows a rejecting rule holds, one row per (ticker, date). Rows without a
+    key cannot be rejected by key; validation counts them as rejected, so they are left out here too."""
     from pyspark.sql import functions as F
 
     rejected = quarantine.where(F.col("severity") == "reject").select("ticker", "date").distinct()
-    return bronze.select(*BAR_COLUMNS).join(rejected, ["ticker", "date"], "left_anti")
+    keyed = bronze.select(*BAR_COLUMNS).where(F.col("ticker").isNotNull() & F.col("date").isNotNull())
+    return keyed.join(rejected, ["ticker", "date"], "left_anti")
 
 
 def _rows(n: int):

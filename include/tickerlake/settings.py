@@ -56,6 +56,15 @@ class Settings:
     csv_drop_dir: Path
     csv_format: str  # "auto" or a name in tickerlake.sources.csv_files.FORMATS
     tiingo_base_url: str
+    synthetic_defect_rate: float  # share of synthetic bars given an injected defect (0 = a clean market)
+    synthetic_events: bool  # listings, delistings, splits and spin-offs in the synthetic market
+    min_coverage: float  # critical: share of the expected universe each session must cover
+    validation_jump_factor: float
+    validation_corporate_action_factor: float
+    validation_split_tolerance: float
+    validation_context_sessions: int  # sessions re-judged by the rules that need the next session
+    validation_workers: int
+    data_docs: str  # "each_run" or "off"
     tiingo_requests_per_second: float
     social_path: str  # StockNet-layout tweets (tgz or folder); "" = no social source
     news_path: str  # folder of dated headline CSVs; "" = no news source
@@ -147,6 +156,15 @@ def load_settings(home: str | os.PathLike[str] | None = None) -> Settings:
         market_source=_env("TICKERLAKE_MARKET_SOURCE", "synthetic"),
         csv_drop_dir=Path(_env("TICKERLAKE_CSV_DROP_DIR", str(home_path / "drop" / "bars_daily"))),
         csv_format=_env("TICKERLAKE_CSV_FORMAT", "auto"),
+        synthetic_defect_rate=_env_float("TICKERLAKE_SYNTHETIC_DEFECT_RATE", 0.0),
+        synthetic_events=_env("TICKERLAKE_SYNTHETIC_EVENTS", "false").lower() in ("1", "true", "yes"),
+        min_coverage=_env_float("TICKERLAKE_MIN_COVERAGE", 0.9),
+        validation_jump_factor=_env_float("TICKERLAKE_VALIDATION_JUMP_FACTOR", 2.0),
+        validation_corporate_action_factor=_env_float("TICKERLAKE_VALIDATION_CORPORATE_ACTION_FACTOR", 2.0),
+        validation_split_tolerance=_env_float("TICKERLAKE_VALIDATION_SPLIT_TOLERANCE", 0.05),
+        validation_context_sessions=_env_int("TICKERLAKE_VALIDATION_CONTEXT_SESSIONS", 10),
+        validation_workers=_env_int("TICKERLAKE_VALIDATION_WORKERS", 1),
+        data_docs=_env("TICKERLAKE_DATA_DOCS", "each_run"),
         tiingo_base_url=_env("TICKERLAKE_TIINGO_BASE_URL", "https://api.tiingo.com"),
         tiingo_requests_per_second=_env_float("TICKERLAKE_TIINGO_REQUESTS_PER_SECOND", 1.0),
         social_path=_env("TICKERLAKE_SOCIAL_PATH", ""),

@@ -1,18 +1,51 @@
-"""Great Expectations suites as code, and quarantine rows built from their results.
+"""Great Expectations suites as code for daily bars, and quarantine rows built from their results.
 
-Critical rules stop the run (schema, coverage). Row rules send the offending rows to
-`quarantine.bars_daily` with the rule, the severity and the values, straight from the
-unexpected rows Great Expectations reports; silver is bronze minus the rows a rejecting
-rule holds. Switching an expectation off therefore lets its rows through.
+Two suites, both plain Great Expectations expectations:
+
+- `bars_daily.rows` judges each row alone: non-null key and OHLCV, prices > 0, low <= open,
+  close <= high, volume >= 0, no duplicate (ticker, date), the date is an NYSE session.
+- `bars_daily.context` judges a row against the ticker's neighbouring sessions. The context
+  is computed in pandas/numpy as helper columns, and the rule is an expectation over that
+  column, so its failures still come from Great Expectations:
+    * `stale_bar` (reject): `identical_to_prev` = 1 when open, high, low, close and volume
+      equal the ticker's previous bar;
+    * `jump_reverts` (reject): `revert_jump_factor` = the smaller of the jump into the session
+      and the jump out of it, when they go opposite ways; above JUMP_REVERT_FACTOR it is a
+      one-session excursion (a decimal shift, a 100x unit error);
+    * `unadjusted_split` (warn, a corporate action): `split_distance` = how far (in log) open
+      and close are from the previous close times a split ratio; under SPLIT_TOLERANCE the
+      jump is a split the vendor did not adjust;
+    * `corporate_action` (warn): `jump_factor` = the one-day move as a factor; 2 or more
+      (a drop of 50% or more, or a doubling) that does not revert is a spin-off-like event.
+  Only rows that pass every rejecting row rule serve as context ("the previous bar" is the
+  ticker's previous good bar within CONTEXT_SESSIONS sessions); the session after a reverting
+  excursion is compared with the session before it. The three jump rules need the next
+  session: a row is judged provisionally when it lands and judged again when the next
+  session lands (`rejudge`), which is how a late reject happens.
+
+Critical rules stop the run (schema and types, coverage of the expected universe). Row rules
+send the offending rows to `quarantine.bars_daily` with the rule, the severity and the
+values, straight from the unexpected rows Great Expectations reports; silver is bronze minus
+the rows a rejecting rule holds. Switching an expectation off therefore lets its rows through.
+
+Speed: Great Expectations' pandas engine copies its batch for most metrics, so each batch
+holds only numeric columns (the ticker and the date as numbers) and is at most CHUNK_ROWS
+rows, cut at date boundaries (a duplicate key is always inside one batch).
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
 import logging
+import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 log = logging.getLogger(__name__)
@@ -20,6 +53,37 @@ log = logging.getLogger(__name__)
 PRICE_COLUMNS = ("open", "high", "low", "close")
 BAR_COLUMNS = {"ticker": "string", "date": "date", **{c: "float" for c in PRICE_COLUMNS}, "volume": "float"}
 KEY = ["ticker", "date"]
+ROW_SUITE = "bars_daily.rows"
+CONTEXT_SUITE = "bars_daily.context"
+CHUNK_ROWS = 1_500_000
+NARROW_ROWS = 400_000  # from this many rows on, each GE batch holds only its expectations' columns
+QUARANTINE_COLUMNS = ["ticker", "date", "rule", "severity", "values", "run_id", "source_file", "source_row"]
+
+# Price ratios (new / old) of the splits the rule knows: 2:1, 3:2, 3:1, 4:1, 5:1, 7:1, 8:1, 10:1
+# and the reverse splits 1:2, 1:3, 1:4, 1:5, 1:10.
+SPLIT_MOVE = 0.25  # |log| of a one-day move under which no split ratio can be near (see _context_columns)
+SPLIT_PRICE_RATIOS = (1 / 2, 2 / 3, 1 / 3, 1 / 4, 1 / 5, 1 / 7, 1 / 8, 1 / 10, 2.0, 3.0, 4.0, 5.0, 10.0)
+
+
+@dataclass(frozen=True)
+class RuleParams:
+    """Thresholds of the context rules (settings may override them, see `params_from_settings`)."""
+
+    jump_revert_factor: float = 2.0  # an excursion of more than this factor, in and out, is rejected
+    corporate_action_factor: float = 2.0  # a non-reverting one-day move of this factor or more is flagged
+    split_tolerance: float = 0.05  # |log(price ratio) - log(split ratio)| for open and close
+    context_sessions: int = 10  # the previous / next bar must be at most this many sessions away
+    split_ratios: tuple[float, ...] = SPLIT_PRICE_RATIOS
+
+
+def params_from_settings(settings) -> RuleParams:
+    """RuleParams from the validation settings (`TICKERLAKE_VALIDATION_*`)."""
+    return RuleParams(
+        jump_revert_factor=float(settings.validation_jump_factor),
+        corporate_action_factor=float(settings.validation_corporate_action_factor),
+        split_tolerance=float(settings.validation_split_tolerance),
+        context_sessions=int(settings.validation_context_sessions),
+    )
 
 
 def quarantine_schema():
@@ -28,7 +92,7 @@ def quarantine_schema():
 
     return pa.schema([("ticker", pa.string()), ("date", pa.date32()), ("rule", pa.string()),
                       ("severity", pa.string()), ("values", pa.string()), ("run_id", pa.string()),
-                      ("year", pa.int32())])
+                      ("source_file", pa.string()), ("source_row", pa.int64()), ("year", pa.int32())])
 
 
 class CriticalValidationError(RuntimeError):
@@ -37,41 +101,66 @@ class CriticalValidationError(RuntimeError):
 
 @dataclass(frozen=True)
 class RowRule:
-    """A row-level expectation and what its failures mean."""
+    """An expectation and what its failures mean.
+
+    stage: "row" (the row alone) or "context" (helper columns from neighbouring sessions);
+    needs_next: the verdict may change when the next session lands (judged again then);
+    category: "defect" or "corporate_action" (a real event, flagged, not an error).
+    """
 
     name: str
     severity: str  # "reject" (kept out of silver) or "warn" (flagged, let through)
     expectation_type: str
     kwargs: dict = field(default_factory=dict)
+    stage: str = "row"
+    needs_next: bool = False
+    category: str = "defect"
 
     def build(self):
         import great_expectations as gx
 
         cls = getattr(gx.expectations, self.expectation_type)
-        return cls(**self.kwargs)
+        expectation = cls(**self.kwargs)
+        expectation.meta = {"rule": self.name, "severity": self.severity, "category": self.category}
+        return expectation
 
 
-def daily_bar_rules() -> list[RowRule]:
-    rules = [RowRule(f"not_null_{c}", "reject", "ExpectColumnValuesToNotBeNull", {"column": c}) for c in (*PRICE_COLUMNS, "volume")]
+def daily_bar_rules(params: RuleParams | None = None) -> list[RowRule]:
+    p = params or RuleParams()
+    pair = {"or_equal": True, "ignore_row_if": "either_value_is_missing"}
+    rules = [RowRule(f"not_null_{c}", "reject", "ExpectColumnValuesToNotBeNull", {"column": c})
+             for c in ("ticker_id", "date_id")]
+    rules += [RowRule(f"not_null_{c}", "reject", "ExpectColumnValuesToNotBeNull", {"column": c})
+              for c in (*PRICE_COLUMNS, "volume")]
     rules += [
         RowRule(f"positive_{c}", "reject", "ExpectColumnValuesToBeBetween", {"column": c, "min_value": 0, "strict_min": True})
         for c in PRICE_COLUMNS
     ]
     rules += [
         RowRule("volume_non_negative", "reject", "ExpectColumnValuesToBeBetween", {"column": "volume", "min_value": 0}),
-        RowRule("high_ge_low", "reject", "ExpectColumnPairValuesAToBeGreaterThanB",
-                {"column_A": "high", "column_B": "low", "or_equal": True, "ignore_row_if": "either_value_is_missing"}),
-        RowRule("high_ge_open", "reject", "ExpectColumnPairValuesAToBeGreaterThanB",
-                {"column_A": "high", "column_B": "open", "or_equal": True, "ignore_row_if": "either_value_is_missing"}),
-        RowRule("high_ge_close", "reject", "ExpectColumnPairValuesAToBeGreaterThanB",
-                {"column_A": "high", "column_B": "close", "or_equal": True, "ignore_row_if": "either_value_is_missing"}),
-        RowRule("open_ge_low", "reject", "ExpectColumnPairValuesAToBeGreaterThanB",
-                {"column_A": "open", "column_B": "low", "or_equal": True, "ignore_row_if": "either_value_is_missing"}),
-        RowRule("close_ge_low", "reject", "ExpectColumnPairValuesAToBeGreaterThanB",
-                {"column_A": "close", "column_B": "low", "or_equal": True, "ignore_row_if": "either_value_is_missing"}),
-        RowRule("unique_ticker_date", "reject", "ExpectCompoundColumnsToBeUnique", {"column_list": KEY}),
+        RowRule("high_ge_low", "reject", "ExpectColumnPairValuesAToBeGreaterThanB", {"column_A": "high", "column_B": "low", **pair}),
+        RowRule("high_ge_open", "reject", "ExpectColumnPairValuesAToBeGreaterThanB", {"column_A": "high", "column_B": "open", **pair}),
+        RowRule("high_ge_close", "reject", "ExpectColumnPairValuesAToBeGreaterThanB", {"column_A": "high", "column_B": "close", **pair}),
+        RowRule("open_ge_low", "reject", "ExpectColumnPairValuesAToBeGreaterThanB", {"column_A": "open", "column_B": "low", **pair}),
+        RowRule("close_ge_low", "reject", "ExpectColumnPairValuesAToBeGreaterThanB", {"column_A": "close", "column_B": "low", **pair}),
+        RowRule("unique_ticker_date", "reject", "ExpectCompoundColumnsToBeUnique", {"column_list": ["ticker_id", "date_id"]}),
+        RowRule("date_is_session", "reject", "ExpectColumnValuesToBeInSet", {"column": "is_session", "value_set": [1.0]}),
+        # context rules
+        RowRule("stale_bar", "reject", "ExpectColumnValuesToBeInSet",
+                {"column": "identical_to_prev", "value_set": [0.0]}, stage="context"),
+        RowRule("jump_reverts", "reject", "ExpectColumnValuesToBeBetween",
+                {"column": "revert_jump_factor", "max_value": p.jump_revert_factor}, stage="context", needs_next=True),
+        RowRule("unadjusted_split", "warn", "ExpectColumnValuesToBeBetween",
+                {"column": "split_distance", "min_value": p.split_tolerance}, stage="context", needs_next=True,
+                category="corporate_action"),
+        RowRule("corporate_action", "warn", "ExpectColumnValuesToBeBetween",
+                {"column": "jump_factor", "max_value": p.corporate_action_factor, "strict_max": True},
+                stage="context", needs_next=True, category="corporate_action"),
     ]
     return rules
+
+
+# --- critical rules ---------------------------------------------------------------------------
 
 
 def check_schema(frame: pd.DataFrame) -> None:
@@ -80,75 +169,483 @@ def check_schema(frame: pd.DataFrame) -> None:
     if missing:
         raise CriticalValidationError(f"bars are missing columns {missing}")
     for col, kind in BAR_COLUMNS.items():
-        if kind == "float" and not pd.api.types.is_numeric_dtype(frame[col]):
+        series = frame[col]
+        if kind == "float" and (not pd.api.types.is_numeric_dtype(series) or pd.api.types.is_bool_dtype(series)):
             raise CriticalValidationError(
-                f"column {col!r} arrived as {frame[col].dtype}, expected a number (no silent cast)"
+                f"column {col!r} arrived as {series.dtype}, expected a number (no silent cast)"
             )
+        if kind == "string" and not isinstance(series.dtype, pd.CategoricalDtype):
+            inferred = pd.api.types.infer_dtype(series, skipna=True)
+            if inferred not in ("string", "empty"):
+                raise CriticalValidationError(f"column {col!r} arrived as {inferred}, expected text")
+        if kind == "date" and not pd.api.types.is_datetime64_any_dtype(series):
+            inferred = pd.api.types.infer_dtype(series, skipna=True)
+            if inferred not in ("date", "datetime", "datetime64", "empty"):
+                raise CriticalValidationError(f"column 'date' arrived as {inferred}, expected dates")
 
 
-def check_coverage(frame: pd.DataFrame, expected_tickers: int, min_coverage: float) -> None:
-    """Critical: each session covers enough of the expected universe."""
-    if expected_tickers <= 0:
-        return
-    per_day = frame.groupby("date")["ticker"].nunique()
-    low = per_day[per_day < min_coverage * expected_tickers]
+def check_coverage(
+    frame: pd.DataFrame, expected_tickers: int | Mapping[dt.date, int], min_coverage: float
+) -> dict[str, float]:
+    """Critical: each session covers enough of the expected universe (an int, or one count per session).
+
+    Returns the worst session's coverage; raises CriticalValidationError below `min_coverage`.
+    """
+    if isinstance(expected_tickers, int) and expected_tickers <= 0:
+        return {}
+    from tickerlake.calendar import sessions_between
+
+    if len(frame) == 0:
+        return {}
+    days = _day_numbers(frame["date"])
+    codes, _ = pd.factorize(frame["ticker"])
+    ok = ~np.isnan(days) & (codes >= 0)
+    pairs = np.sort((days[ok].astype(np.int64) + 1_000_000) * 10_000_000 + codes[ok])
+    pairs = pairs[np.concatenate([[True], pairs[1:] != pairs[:-1]])] if len(pairs) else pairs
+    day_of = pairs // 10_000_000 - 1_000_000  # sorted
+    starts = np.flatnonzero(np.concatenate([[True], day_of[1:] != day_of[:-1]])) if len(day_of) else day_of
+    uniq_days = day_of[starts]
+    n_tickers = np.diff(np.concatenate([starts, [len(day_of)]]))
+    first, last = (dt.date(1970, 1, 1) + dt.timedelta(days=int(x)) for x in (np.nanmin(days), np.nanmax(days)))
+    per_day = pd.Series(n_tickers, index=[dt.date(1970, 1, 1) + dt.timedelta(days=int(d)) for d in uniq_days])
+    per_day = per_day.reindex(sessions_between(first, last), fill_value=0)
+    if isinstance(expected_tickers, int):
+        expected = pd.Series(expected_tickers, index=per_day.index)
+    else:
+        expected = pd.Series({d: int(expected_tickers.get(d, 0)) for d in per_day.index}, dtype="int64")
+    ratio = (per_day / expected.where(expected > 0)).dropna()
+    if ratio.empty:
+        return {}
+    worst = ratio.idxmin()
+    low = ratio[ratio < min_coverage]
     if len(low):
-        day, count = low.index[0], int(low.iloc[0])
+        day = low.index[0]
         raise CriticalValidationError(
-            f"coverage {count}/{expected_tickers} tickers on {day} is below {min_coverage:.0%}"
+            f"coverage {int(per_day[day])}/{int(expected[day])} tickers on {day} is below {min_coverage:.0%}"
+            + (f" ({len(low)} sessions below)" if len(low) > 1 else "")
         )
+    return {"worst_session": worst.isoformat(), "worst_coverage": round(float(ratio[worst]), 4)}
+
+
+# --- the validation -----------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
 class ValidationResult:
-    quarantine: pd.DataFrame  # ticker, date, rule, severity, values, run_id
-    counts: dict[str, int]
+    quarantine: pd.DataFrame  # ticker, date, rule, severity, values, run_id, source_file, source_row
+    counts: dict[str, int]  # rule -> rows flagged among the reported rows
     success: bool
+    rejudged_counts: dict[str, int] = field(default_factory=dict)  # next-session rules, rejudged rows
+    ge_results: dict = field(default_factory=dict)  # suite name -> aggregated GE suite validation result
 
 
-def validate_bars(frame: pd.DataFrame, run_id: str, rules: list[RowRule] | None = None) -> ValidationResult:
-    """Run the row rules through Great Expectations and turn the unexpected rows into quarantine rows."""
+def validate_bars(
+    frame: pd.DataFrame,
+    run_id: str,
+    rules: list[RowRule] | None = None,
+    *,
+    params: RuleParams | None = None,
+    report: np.ndarray | pd.Series | None = None,
+    rejudge: np.ndarray | pd.Series | None = None,
+    keep_ge_results: bool = False,
+) -> ValidationResult:
+    """Run both suites through Great Expectations and turn the unexpected rows into quarantine rows.
+
+    `frame`: bars (ticker, date, open, high, low, close, volume; optional source_file, source_row),
+    context rows included. `report` (bool per row, default all): rows whose verdicts are
+    returned. `rejudge` (bool per row, default none): rows, not reported, whose next-session
+    rules are returned (their verdict may have changed now that the next session is here).
+    """
+    check_schema(frame)
+    rules = daily_bar_rules(params) if rules is None else rules
+    params = params or RuleParams()
+    n = len(frame)
+    data = frame.reset_index(drop=True)
+    report_mask = np.ones(n, dtype=bool) if report is None else np.asarray(report, dtype=bool)
+    rejudge_mask = np.zeros(n, dtype=bool) if rejudge is None else np.asarray(rejudge, dtype=bool) & ~report_mask
+    row_rules = [r for r in rules if r.stage == "row"]
+    ctx_rules = [r for r in rules if r.stage == "context"]
+
+    enc = _encode(data)
+    order = np.argsort(np.nan_to_num(enc["date_id"], nan=np.inf), kind="stable")
+    ge_results: dict = {}
+
+    # stage 1: each row alone, every row (context rows too: a rejected neighbour is no context)
+    flagged: dict[str, np.ndarray] = {}
+    if row_rules and n:
+        cols = ["open", "high", "low", "close", "volume", "ticker_id", "date_id", "is_session"]
+        gx_frame = pd.DataFrame({c: enc[c] for c in cols})
+        flagged.update(_run_suite(ROW_SUITE, row_rules, gx_frame, order, ge_results if keep_ge_results else None))
+    rejected = np.zeros(n, dtype=bool)
+    for rule in row_rules:
+        if rule.severity == "reject":
+            rejected[flagged[rule.name]] = True
+
+    # stage 2: against the ticker's neighbouring good bars
+    helpers: dict[str, np.ndarray] = {}
+    if ctx_rules and n:
+        good = ~rejected & ~np.isnan(enc["ticker_id"]) & ~np.isnan(enc["session_ix"])
+        helpers = _context_columns(enc, good, params)
+        judged = good & (report_mask | rejudge_mask)
+        idx = np.flatnonzero(judged)
+        if len(idx):
+            cols = ["identical_to_prev", "revert_jump_factor", "split_distance", "jump_factor"]
+            gx_frame = pd.DataFrame({c: helpers[c][idx] for c in cols}, index=idx)
+            sub_order = np.argsort(enc["date_id"][idx], kind="stable")
+            flagged.update(_run_suite(CONTEXT_SUITE, ctx_rules, gx_frame, sub_order,
+                                      ge_results if keep_ge_results else None))
+        for rule in ctx_rules:
+            flagged.setdefault(rule.name, np.zeros(0, dtype=np.int64))
+
+    rows: list[pd.DataFrame] = []
+    counts: dict[str, int] = {}
+    rejudged_counts: dict[str, int] = {}
+    for rule in rules:
+        ids = np.asarray(flagged.get(rule.name, np.zeros(0, dtype=np.int64)), dtype=np.int64)
+        reported = ids[report_mask[ids]]
+        counts[rule.name] = int(len(reported))
+        take = reported
+        if rule.needs_next:
+            again = ids[rejudge_mask[ids]]
+            rejudged_counts[rule.name] = int(len(again))
+            take = np.concatenate([reported, again])
+        if len(take):
+            rows.append(_quarantine_rows(data, enc, helpers, np.sort(take), rule, run_id))
+    quarantine = (
+        pd.concat(rows, ignore_index=True) if rows else pd.DataFrame({c: [] for c in QUARANTINE_COLUMNS})
+    )
+    quarantine = quarantine[QUARANTINE_COLUMNS]
+    return ValidationResult(quarantine=quarantine, counts=counts, success=quarantine.empty,
+                            rejudged_counts=rejudged_counts, ge_results=ge_results)
+
+
+# --- encoding and helper columns -------------------------------------------------------------
+
+
+def _encode(data: pd.DataFrame) -> dict[str, np.ndarray]:
+    """Numeric columns for Great Expectations: prices, volume, ticker id, date id, session flags."""
+    ticker = data["ticker"]
+    codes, _ = pd.factorize(ticker, use_na_sentinel=True)
+    ticker_id = codes.astype(np.float64)
+    ticker_id[codes < 0] = np.nan
+    days = _day_numbers(data["date"])
+    sessions = _session_days()
+    pos = np.searchsorted(sessions, np.nan_to_num(days, nan=-1).astype(np.int64))
+    pos_c = np.clip(pos, 0, len(sessions) - 1)
+    in_cal = (~np.isnan(days)) & (days >= sessions[0]) & (days <= sessions[-1])
+    is_session = np.where(np.isnan(days), np.nan, (in_cal & (sessions[pos_c] == days)).astype(np.float64))
+    session_ix = np.where(is_session == 1.0, pos_c, np.nan)
+    out = {c: data[c].to_numpy(dtype=np.float64, na_value=np.nan) for c in (*PRICE_COLUMNS, "volume")}
+    out.update(ticker_id=ticker_id, date_id=days, is_session=is_session, session_ix=session_ix)
+    return out
+
+
+def _day_numbers(dates: pd.Series) -> np.ndarray:
+    """Days since 1970-01-01 as float (NaN for a missing date)."""
+    if pd.api.types.is_datetime64_any_dtype(dates):
+        values = dates.to_numpy(dtype="datetime64[D]")
+    else:
+        values = pd.to_datetime(dates, errors="coerce").to_numpy(dtype="datetime64[D]")
+    out = values.astype(np.int64).astype(np.float64)
+    out[np.isnat(values)] = np.nan
+    return out
+
+
+@lru_cache(maxsize=1)
+def _session_days() -> np.ndarray:
+    from tickerlake.calendar import _CALENDAR_END, _CALENDAR_START, sessions_between
+
+    days = np.array(sessions_between(_CALENDAR_START, _CALENDAR_END), dtype="datetime64[D]")
+    return days.astype(np.int64)
+
+
+def _context_columns(enc: dict[str, np.ndarray], good: np.ndarray, p: RuleParams) -> dict[str, np.ndarray]:
+    """Helper columns (NaN where a rule cannot judge) for every row; context = good rows only."""
+    n = len(good)
+    out = {c: np.full(n, np.nan) for c in (
+        "identical_to_prev", "revert_jump_factor", "split_distance", "jump_factor", "split_ratio",
+        "prev_close", "next_close", "ref_close", "prev_day", "ref_day")}
+    idx = np.flatnonzero(good)
+    if not len(idx):
+        return out
+    tid = enc["ticker_id"][idx]
+    six = enc["session_ix"][idx]
+    srt = np.argsort(tid.astype(np.int64) * 1_000_000 + six.astype(np.int64), kind="stable")
+    rows = idx[srt]
+    tid, six = tid[srt], six[srt]
+    o, h, lo, c, v = (enc[k][rows] for k in ("open", "high", "low", "close", "volume"))
+    m = len(rows)
+    k = np.arange(m)
+    link = np.zeros(m, dtype=bool)  # row k-1 is row k's previous bar
+    link[1:] = (tid[1:] == tid[:-1]) & (six[1:] - six[:-1] <= p.context_sessions) & (six[1:] > six[:-1])
+    prev = np.where(link, k - 1, -1)
+    nxt = np.full(m, -1)
+    nxt[:-1] = np.where(link[1:], k[1:], -1)
+    has_prev, has_next = prev >= 0, nxt >= 0
+    pp = np.maximum(prev, 0)
+    nn = np.maximum(nxt, 0)
+
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        same = (o == o[pp]) & (h == h[pp]) & (lo == lo[pp]) & (c == c[pp]) & (v == v[pp])
+        identical = np.where(has_prev, same.astype(np.float64), np.nan)
+        log_in = np.log(c / c[pp])
+        log_out = np.log(c[nn] / c)
+        opposite = np.sign(log_in) * np.sign(log_out) < 0
+        revert = np.where(opposite, np.exp(np.minimum(np.abs(log_in), np.abs(log_out))), 1.0)
+        revert = np.where(has_prev & has_next, revert, np.nan)
+        spike = np.nan_to_num(revert, nan=0.0) > p.jump_revert_factor
+        # the reference bar: the previous one, or the one before it when the previous was an excursion
+        ref = prev.copy()
+        skip = has_prev & spike[pp]
+        ref[skip] = prev[pp[skip]]
+        has_ref = ref >= 0
+        rr = np.maximum(ref, 0)
+        has_ref &= (six - six[rr]) <= 2 * p.context_sessions
+        judged = has_ref & ~spike
+        log_c = np.log(c / c[rr])
+        log_o = np.log(o / c[rr])
+        jump = np.where(judged, np.exp(np.abs(log_c)), np.nan)
+        # the split distance is defined where the move could be a split: every known ratio is at
+        # least log(1.5) = 0.405 away from 1, so a move under SPLIT_MOVE (in log) is none
+        ratios = np.log(np.asarray(p.split_ratios, dtype=np.float64))
+        cand = np.flatnonzero(judged & ((np.abs(log_c) >= SPLIT_MOVE) | (np.abs(log_o) >= SPLIT_MOVE)))
+        dist = np.full(m, np.nan)
+        split_ratio = np.full(m, np.nan)
+        if len(cand):
+            dist_all = np.maximum(np.abs(log_o[cand, None] - ratios[None, :]), np.abs(log_c[cand, None] - ratios[None, :]))
+            best = np.argmin(np.nan_to_num(dist_all, nan=np.inf), axis=1)
+            dist[cand] = dist_all[np.arange(len(cand)), best]
+            split_ratio[cand] = np.asarray(p.split_ratios)[best]
+
+    out["identical_to_prev"][rows] = identical
+    out["revert_jump_factor"][rows] = revert
+    out["jump_factor"][rows] = jump
+    out["split_distance"][rows] = dist
+    out["split_ratio"][rows] = split_ratio
+    out["prev_close"][rows] = np.where(has_prev, c[pp], np.nan)
+    out["next_close"][rows] = np.where(has_next, c[nn], np.nan)
+    out["ref_close"][rows] = np.where(has_ref, c[rr], np.nan)
+    out["prev_day"][rows] = np.where(has_prev, enc["date_id"][rows[pp]], np.nan)
+    out["ref_day"][rows] = np.where(has_ref, enc["date_id"][rows[rr]], np.nan)
+    return out
+
+
+# --- Great Expectations ---------------------------------------------------------------------------
+
+
+class _Gx:
+    """One ephemeral context per process: data source, asset and batch definition made once."""
+
+    _instance: _Gx | None = None
+
+    def __init__(self) -> None:
+        import great_expectations as gx
+
+        self.context = gx.get_context(mode="ephemeral")
+        _quiet(self.context)
+        asset = self.context.data_sources.add_pandas("bars").add_dataframe_asset("bars_daily")
+        self.batch_definition = asset.add_batch_definition_whole_dataframe("chunk")
+
+    @classmethod
+    def get(cls) -> _Gx:
+        if cls._instance is None:
+            cls._instance = cls()
+        return cls._instance
+
+
+def build_suite(name: str, rules: list[RowRule]):
     import great_expectations as gx
 
-    rules = daily_bar_rules() if rules is None else rules
-    check_schema(frame)
-    data = frame.reset_index(drop=True).copy()
-    data["_row"] = range(len(data))
-    context = gx.get_context(mode="ephemeral")
-    _quiet(context)
-    asset = context.data_sources.add_pandas("bars").add_dataframe_asset("bars_daily")
-    batch = asset.add_batch_definition_whole_dataframe("interval").get_batch(batch_parameters={"dataframe": data})
-    suite = gx.ExpectationSuite(name="bars_daily")
-    by_id = {}
+    suite = gx.ExpectationSuite(name=name)
     for rule in rules:
-        expectation = rule.build()
-        expectation.meta = {"rule": rule.name, "severity": rule.severity}
-        suite.add_expectation(expectation)
-        by_id[rule.name] = rule
-    result_format = {"result_format": "COMPLETE", "unexpected_index_column_names": ["_row"]}
-    outcome = batch.validate(suite, result_format=result_format)
+        suite.add_expectation(rule.build())
+    return suite
 
-    rows: list[dict] = []
-    counts: dict[str, int] = {rule.name: 0 for rule in rules}
-    for res in outcome.results:
-        rule = by_id[res.expectation_config.meta["rule"]]
-        index_list = res.result.get("unexpected_index_list") or []
-        row_ids = sorted({int(item["_row"]) for item in index_list})
-        counts[rule.name] = len(row_ids)
-        for rid in row_ids:
-            rec = data.iloc[rid]
-            rows.append(
-                {
-                    "ticker": rec["ticker"],
-                    "date": rec["date"],
-                    "rule": rule.name,
-                    "severity": rule.severity,
-                    "values": json.dumps({c: _jsonable(rec[c]) for c in (*PRICE_COLUMNS, "volume")}),
-                    "run_id": run_id,
-                }
-            )
-    quarantine = pd.DataFrame(rows, columns=["ticker", "date", "rule", "severity", "values", "run_id"])
-    return ValidationResult(quarantine=quarantine, counts=counts, success=quarantine.empty)
+
+_SUITES: dict[str, object] = {}
+
+
+def _suite(name: str, rules: list[RowRule]):
+    """The suite for `rules`, built once per process (building one is slow in GE)."""
+    key = name + json.dumps([(r.name, r.severity, r.expectation_type, r.kwargs) for r in rules], sort_keys=True)
+    if key not in _SUITES:
+        _SUITES[key] = build_suite(name, rules)
+    return _SUITES[key]
+
+
+def _columns_of(rule: RowRule) -> tuple[str, ...]:
+    kw = rule.kwargs
+    cols = [kw[k] for k in ("column", "column_A", "column_B") if k in kw] + list(kw.get("column_list", []))
+    return tuple(dict.fromkeys(cols))
+
+
+def _column_groups(rules: list[RowRule]) -> list[tuple[list[str], list[RowRule]]]:
+    """Rules grouped into batches of as few columns as possible.
+
+    Great Expectations' pandas engine copies the whole batch for most metrics, so a batch holds
+    only the columns of its expectations: each multi-column rule gets its columns, a one-column
+    rule joins a batch that already has its column, and the rest share one batch.
+    """
+    groups: list[tuple[list[str], list[RowRule]]] = []
+    singles: list[RowRule] = []
+    for rule in rules:
+        cols = _columns_of(rule)
+        if len(cols) > 1:
+            for gcols, grules in groups:
+                if list(cols) == gcols:
+                    grules.append(rule)
+                    break
+            else:
+                groups.append((list(cols), [rule]))
+        else:
+            singles.append(rule)
+    rest: list[RowRule] = []
+    for rule in singles:
+        col = _columns_of(rule)[0]
+        home = next((g for g in groups if col in g[0]), None)
+        if home is not None:
+            home[1].append(rule)
+        else:
+            rest.append(rule)
+    if rest:
+        groups.append((list(dict.fromkeys(c for r in rest for c in _columns_of(r))), rest))
+    return groups
+
+
+def _run_suite(name: str, rules: list[RowRule], frame: pd.DataFrame, order: np.ndarray,
+               ge_results: dict | None) -> dict[str, np.ndarray]:
+    """Validate `frame` in date-ordered chunks, each chunk in narrow batches (see _column_groups);
+    rule name -> frame index labels that failed."""
+    gx = _Gx.get()
+    if len(frame) >= NARROW_ROWS:
+        groups = [(cols, _suite(name, grp)) for cols, grp in _column_groups(rules)]
+    else:  # small batches: GE's fixed cost per batch outweighs the copies a wide batch makes
+        groups = [(list(dict.fromkeys(c for r in rules for c in _columns_of(r))), _suite(name, rules))]
+    found: dict[str, list[np.ndarray]] = {r.name: [] for r in rules}
+    results = []
+    contiguous = len(order) == 0 or bool(np.all(np.diff(order) == 1))
+    for lo, hi in _chunks(len(frame), order, frame):
+        chunk = frame.iloc[order[lo]:order[lo] + (hi - lo)] if contiguous else frame.iloc[order[lo:hi]]
+        for cols, suite in groups:
+            batch = gx.batch_definition.get_batch(batch_parameters={"dataframe": chunk[cols]})
+            outcome = batch.validate(suite, result_format={"result_format": "COMPLETE"})
+            for res in outcome.results:
+                rule_name = res.expectation_config.meta["rule"]
+                _raise_on_exception(rule_name, res.exception_info)
+                ids = res.result.get("unexpected_index_list") or []
+                if ids:
+                    found[rule_name].append(np.asarray(ids, dtype=np.int64))
+            if ge_results is not None:
+                results.append(outcome)
+    if ge_results is not None and results:
+        ge_results[name] = _aggregate(results, [r.name for r in rules])
+    return {k: (np.unique(np.concatenate(v)) if v else np.zeros(0, dtype=np.int64)) for k, v in found.items()}
+
+
+def _chunks(n: int, order: np.ndarray, frame: pd.DataFrame):
+    """Row ranges of `order` of at most CHUNK_ROWS rows, never cutting a date (a key stays whole)."""
+    if n <= CHUNK_ROWS:
+        yield 0, n
+        return
+    dates = frame["date_id"].to_numpy()[order] if "date_id" in frame else None
+    lo = 0
+    while lo < n:
+        hi = min(lo + CHUNK_ROWS, n)
+        if dates is not None and hi < n:
+            boundary = dates[hi - 1]
+            if np.isnan(boundary):
+                hi = n  # missing dates sort last: one chunk for them
+            else:
+                first = int(np.searchsorted(dates[lo:hi], boundary, side="left")) + lo
+                hi = first if first > lo else int(np.searchsorted(dates[lo:], boundary, side="right")) + lo
+        yield lo, hi
+        lo = hi
+
+
+def _raise_on_exception(rule_name: str, info) -> None:
+    """An expectation that errored is not a pass: stop (GE reports errors per metric or flat)."""
+    if not info:
+        return
+    parts = [info] if "raised_exception" in info else [v for v in info.values() if isinstance(v, dict)]
+    for part in parts:
+        if part.get("raised_exception"):
+            raise RuntimeError(f"expectation {rule_name} raised: {part.get('exception_message')}")
+
+
+def _aggregate(outcomes: list, order: list[str] | None = None):
+    """One suite result out of several (chunks, column batches, years): counts summed, lists cut."""
+    base = outcomes[0]
+    by_rule: dict[str, list] = {}
+    for outcome in outcomes:
+        for res in outcome.results:
+            by_rule.setdefault(res.expectation_config.meta["rule"], []).append(res)
+    names = [n for n in (order or []) if n in by_rule] + [n for n in by_rule if n not in (order or [])]
+    merged = []
+    for rule_name in names:
+        parts = by_rule[rule_name]
+        res = parts[0]
+        total = sum(int(p.result.get("element_count", 0) or 0) for p in parts)
+        unexpected = sum(int(p.result.get("unexpected_count", 0) or 0) for p in parts)
+        missing = sum(int(p.result.get("missing_count", 0) or 0) for p in parts)
+        partial = [x for p in parts for x in (p.result.get("partial_unexpected_list") or [])][:20]
+        res.result = {
+            "element_count": total,
+            "unexpected_count": unexpected,
+            "unexpected_percent": 100.0 * unexpected / max(total - missing, 1),
+            "missing_count": missing,
+            "missing_percent": 100.0 * missing / max(total, 1),
+            "partial_unexpected_list": partial,
+        }
+        res.success = all(p.success for p in parts)
+        merged.append(res)
+    base.results = merged
+    base.success = all(r.success for r in merged)
+    ok = sum(1 for r in merged if r.success)
+    base.statistics.update(
+        evaluated_expectations=len(merged), successful_expectations=ok,
+        unsuccessful_expectations=len(merged) - ok,
+        success_percent=100.0 * ok / max(len(merged), 1),
+    )
+    return base
+
+
+def _quarantine_rows(data: pd.DataFrame, enc: dict, helpers: dict, ids: np.ndarray, rule: RowRule,
+                     run_id: str) -> pd.DataFrame:
+    def num(arr: np.ndarray) -> list:
+        return [None if (x is None or (isinstance(x, float) and math.isnan(x))) else float(x) for x in arr[ids]]
+
+    fields = {c: num(enc[c]) for c in (*PRICE_COLUMNS, "volume")}
+    extra: dict[str, list] = {}
+    if rule.stage == "context":
+        wanted = {
+            "stale_bar": ("prev_day",),
+            "jump_reverts": ("prev_close", "next_close", "revert_jump_factor"),
+            "unadjusted_split": ("ref_day", "ref_close", "split_ratio", "split_distance"),
+            "corporate_action": ("ref_day", "ref_close", "jump_factor", "next_close"),
+        }.get(rule.name, ())
+        for col in wanted:
+            vals = num(helpers[col])
+            if col.endswith("_day"):
+                vals = [None if x is None else (dt.date(1970, 1, 1) + dt.timedelta(days=int(x))).isoformat() for x in vals]
+            elif col != "split_ratio":
+                vals = [None if x is None else round(x, 6) for x in vals]
+            extra[col] = vals
+    keys = list(fields) + list(extra)
+    columns = [fields[k] if k in fields else extra[k] for k in keys]
+    values = [json.dumps(dict(zip(keys, vals, strict=True))) for vals in zip(*columns, strict=True)]
+    sub = data.iloc[ids]
+    dates = pd.to_datetime(sub["date"], errors="coerce")
+    return pd.DataFrame({
+        "ticker": sub["ticker"].to_numpy(dtype=object),
+        "date": [None if pd.isna(d) else d.date() for d in dates],
+        "rule": rule.name,
+        "severity": rule.severity,
+        "values": values,
+        "run_id": run_id,
+        "source_file": sub["source_file"].to_numpy(dtype=object) if "source_file" in sub else None,
+        "source_row": (pd.array(sub["source_row"], dtype="Int64") if "source_row" in sub
+                       else pd.array([None] * len(ids), dtype="Int64")),
+    })
 
 
 def _quiet(context) -> None:
@@ -158,12 +655,81 @@ def _quiet(context) -> None:
     context.variables.progress_bars = ProgressBarsConfig(globally=False)
 
 
-def _jsonable(value):
-    if value is None or (isinstance(value, float) and pd.isna(value)):
-        return None
-    if isinstance(value, dt.date):
-        return value.isoformat()
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        return str(value)
+# --- Data Docs -------------------------------------------------------------------------------------
+
+DOCS_SITE = "tickerlake"
+
+
+def aggregate_results(outcomes: list):
+    """One suite validation result out of several (chunks, years): counts summed, lists cut."""
+    return _aggregate(outcomes)
+
+
+def build_data_docs(settings, ge_results: dict, run_id: str, run_time: dt.datetime | None, batch_label: str,
+                    rules: list[RowRule] | None = None) -> Path:
+    """Store this run's suite results in the file context under the state folder and render them
+    into the static Data Docs site `settings.home / "data_docs"`; returns the run's first page."""
+    import fcntl
+
+    import great_expectations as gx
+    from great_expectations.data_context.data_context.context_factory import set_context
+
+    site_dir = Path(settings.home) / "data_docs"
+    Path(settings.home).mkdir(parents=True, exist_ok=True)
+    with open(Path(settings.home) / ".data_docs.lock", "w") as lock:  # runs of disjoint intervals may overlap
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        context = gx.get_context(mode="file", project_root_dir=str(settings.home))
+        _quiet(context)
+        try:
+            return _store_and_build(context, site_dir, ge_results, run_id, run_time, batch_label, rules)
+        finally:
+            if _Gx._instance is not None:  # the validation context stays the active one
+                set_context(_Gx._instance.context)
+
+
+def _store_and_build(context, site_dir: Path, ge_results: dict, run_id: str, run_time, batch_label: str,
+                     rules) -> Path:
+    from great_expectations.core.run_identifier import RunIdentifier
+    from great_expectations.data_context.types.resource_identifiers import (
+        ExpectationSuiteIdentifier,
+        ValidationResultIdentifier,
+    )
+
+    if DOCS_SITE not in context.get_site_names():
+        context.add_data_docs_site(site_name=DOCS_SITE, site_config={
+            "class_name": "SiteBuilder",
+            "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
+            "store_backend": {"class_name": "TupleFilesystemStoreBackend", "base_directory": str(site_dir)},
+        })
+    rules = rules if rules is not None else daily_bar_rules()
+    when = run_time or dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+    keys = []
+    for suite_name, result in ge_results.items():
+        stage = "row" if suite_name == ROW_SUITE else "context"
+        stage_rules = [r for r in rules if r.stage == stage]
+        fingerprint = hashlib.sha256(json.dumps(
+            [(r.name, r.severity, r.expectation_type, r.kwargs) for r in stage_rules], sort_keys=True).encode()
+        ).hexdigest()[:16]
+        try:
+            stored = context.suites.get(suite_name)
+        except Exception:  # not stored yet
+            stored = None
+        if stored is None or (stored.meta or {}).get("fingerprint") != fingerprint:
+            suite = build_suite(suite_name, stage_rules)
+            suite.meta = {**(suite.meta or {}), "fingerprint": fingerprint}
+            context.suites.add_or_update(suite)
+        key = ValidationResultIdentifier(
+            expectation_suite_identifier=ExpectationSuiteIdentifier(name=suite_name),
+            run_id=RunIdentifier(run_name=run_id, run_time=when),
+            batch_identifier=batch_label.replace("/", "_"),
+        )
+        result.meta = {**(result.meta or {}), "run_id": RunIdentifier(run_name=run_id, run_time=when),
+                       "batch_label": batch_label}
+        context.validation_results_store.set(key, result)
+        keys.append(key)
+    context.build_data_docs(site_names=[DOCS_SITE], resource_identifiers=keys)
+    run_dir = run_id.replace("/", "_")
+    pages = [site_dir / "validations" / Path(*ROW_SUITE.split(".")) / run_dir,
+             site_dir / "validations" / Path(*CONTEXT_SUITE.split(".")) / run_dir]
+    found = [p for d in pages if d.exists() for p in sorted(d.glob("**/*.html"))]
+    return (found or [site_dir / "index.html"])[0]

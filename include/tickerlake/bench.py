@@ -1,0 +1,135 @@
+"""Ingest benchmark: rows per second of landing + validation (`tickerlake bench ingest --out FILE.json`).
+
+Tiers: synthetic 500 tickers x 5 years, synthetic 5,000 x 20 years, and the real Kaggle S&P 500
+set (../shared/data/sp500_5yr) when it is present. Each tier runs in its own fresh state
+folder under `<home>/bench/` (removed afterwards) and reports:
+
+- land_s: `land_bars` (fetch or generate + the one Delta commit + the row count check), with
+  fetch_s (reading the vendor files / simulating the market) and write_s (the Delta write alone);
+- validate_s: `validate_interval` (read bronze, both Great Expectations suites, quarantine and
+  ops writes, Data Docs), with read_s, rules_s (helper columns + GE) and docs_s;
+- rows_per_s over land + validate, and validate_vs_write = validate_s / write_s (goal <= 1).
+
+Timings are wall-clock (time.perf_counter): this module measures, it decides nothing.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import json
+import os
+import platform
+import shutil
+import time
+from pathlib import Path
+
+from tickerlake.settings import Settings
+
+SHARED_SP500 = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "sp500_5yr"
+TIERS = {
+    "synthetic_500x5y": {"source": "synthetic", "tickers": 500, "start": "2021-01-04", "end": "2025-12-31"},
+    "synthetic_5000x20y": {"source": "synthetic", "tickers": 5000, "start": "2006-01-03", "end": "2025-12-31"},
+    "sp500_5yr": {"source": "csv", "path": str(SHARED_SP500), "start": "2013-02-08", "end": "2018-02-07"},
+}
+GOAL_5000X20Y_S = 600
+
+
+def bench_ingest(settings: Settings, out_path: str | os.PathLike[str], tiers: list[str] | None = None,
+                 progress=print) -> dict:
+    """Run the ingest benchmark tiers (default: all that can run), print the figures, write JSON to `out_path`."""
+    names = list(TIERS) if tiers is None else tiers
+    t0 = time.perf_counter()
+    _warm_up()  # importing Great Expectations and its first validation: once per process, not per tier
+    warmup_s = round(time.perf_counter() - t0, 2)
+    progress(f"Great Expectations warm-up: {warmup_s}s (once per process, not in the tiers)")
+    report = {
+        "benchmark": "ingest",
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()},
+        "warmup_s": warmup_s,
+        "tiers": {},
+    }
+    for name in names:
+        spec = TIERS[name]
+        if spec["source"] == "csv" and not Path(spec["path"]).is_dir():
+            report["tiers"][name] = {"skipped": f"{spec['path']} is not present"}
+            progress(f"{name}: skipped ({spec['path']} is not present)")
+            continue
+        progress(f"{name}: running ...")
+        figures = _run_tier(settings, name, spec)
+        report["tiers"][name] = figures
+        progress(_line(name, figures))
+    big = report["tiers"].get("synthetic_5000x20y", {})
+    if "total_s" in big:
+        report["goal_5000x20y_within_10_min"] = big["total_s"] <= GOAL_5000X20Y_S
+    out = Path(out_path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=2, default=str) + "\n")
+    progress(f"wrote {out}")
+    return report
+
+
+def _warm_up() -> None:
+    import pandas as pd
+
+    from tickerlake.validation import validate_bars
+
+    bars = pd.DataFrame({"ticker": ["A"], "date": [dt.date(2024, 1, 2)], "open": [1.0], "high": [1.0],
+                         "low": [1.0], "close": [1.0], "volume": [1.0]})
+    validate_bars(bars, "warm-up")
+
+
+def _run_tier(settings: Settings, name: str, spec: dict) -> dict:
+    from tickerlake.ingest import land_bars, validate_interval
+
+    home = Path(settings.home) / "bench" / name
+    shutil.rmtree(home, ignore_errors=True)
+    changes = {"home": home, "lake_root": f"file://{home / 'lake'}", "history_start": spec["start"]}
+    if spec["source"] == "synthetic":
+        changes["universe_size"] = spec["tickers"]
+    s = dataclasses.replace(settings, **changes)
+    start, end = dt.date.fromisoformat(spec["start"]), dt.date.fromisoformat(spec["end"])
+    logical = dt.datetime.combine(end, dt.time(), tzinfo=dt.UTC)
+    run_id = f"bench__{name}"
+    try:
+        t0 = time.perf_counter()
+        landed = land_bars(s, spec["source"], start, end, run_id, logical, path=spec.get("path"))
+        t1 = time.perf_counter()
+        validated = validate_interval(s, start, end, run_id)
+        t2 = time.perf_counter()
+    finally:
+        size = _size(home)
+        shutil.rmtree(home, ignore_errors=True)
+    rows = int(landed["rows"])
+    land_s, validate_s = t1 - t0, t2 - t1
+    write_s = landed["timings"]["write_s"]
+    return {
+        "rows": rows,
+        "tickers": spec.get("tickers"),
+        "interval": [spec["start"], spec["end"]],
+        "land_s": round(land_s, 2),
+        "fetch_s": landed["timings"]["fetch_s"],
+        "write_s": write_s,
+        "validate_s": round(validate_s, 2),
+        **{k: v for k, v in validated["timings"].items()},
+        "total_s": round(land_s + validate_s, 2),
+        "rows_per_s": round(rows / (land_s + validate_s)),
+        "land_rows_per_s": round(rows / land_s),
+        "write_rows_per_s": round(rows / max(write_s, 1e-9)),
+        "validate_rows_per_s": round(rows / validate_s),
+        "validate_vs_write": round(validate_s / max(write_s, 1e-9), 2),
+        "rows_rejected": validated["rows_rejected"],
+        "rows_warned": validated["rows_warned"],
+        "reconciled": validated["reconciled"],
+        "bronze_bytes": size,
+    }
+
+
+def _line(name: str, f: dict) -> str:
+    return (f"{name}: {f['rows']:,} rows; land {f['land_s']}s (fetch {f['fetch_s']}s, write {f['write_s']}s), "
+            f"validate {f['validate_s']}s (read {f.get('read_s')}s, rules {f.get('rules_s')}s, "
+            f"docs {f.get('docs_s')}s); {f['rows_per_s']:,} rows/s overall; validate/write = {f['validate_vs_write']}")
+
+
+def _size(path: Path) -> int:
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file()) if path.exists() else 0
