@@ -391,8 +391,8 @@ def test_a_backfill_validated_in_pieces_and_in_parallel_gives_the_same_verdicts(
     monkeypatch.setattr(validation, "CHUNK_ROWS", 2_000)  # about 33 sessions a piece
     pieces = ingest.validate_interval(s, start, end, "r", data_docs=False)
     assert pieces["timings"]["pieces"] > 5
-    monkeypatch.setattr(ingest, "_workers", lambda settings: 2)
-    parallel = ingest.validate_interval(s, start, end, "r", data_docs=True)
+    parallel = ingest.validate_interval(dataclasses.replace(s, validation_workers=2), start, end, "r",
+                                        data_docs=True)
     assert parallel["timings"]["workers"] == 2 and Path(parallel["data_docs"]).exists()
     for other in (pieces, parallel):
         assert other["counts_by_rule"] == one["counts_by_rule"]

@@ -291,4 +291,4 @@ def _retry_after_seconds(value: str | None) -> float | None:
         return None
     if when.tzinfo is None:
         when = when.replace(tzinfo=dt.UTC)
-    return max(0.0, (when - dt.datetime.now(dt.UTC)).total_seconds())
+    return max(0.0, (when - dt.datetime.now(dt.UTC)).total_seconds())  # wall-clock ok: an HTTP-date Retry-After
