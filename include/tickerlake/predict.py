@@ -17,7 +17,7 @@ from tickerlake import lake
 from tickerlake.calendar import next_session, session_close_utc
 from tickerlake.catalog import FEATURE_NAMES
 from tickerlake.settings import Settings
-from tickerlake.training import CHAMPION, _configure_mlflow, champion_version
+from tickerlake.training import CHAMPION, configure_mlflow, champion_version
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +60,7 @@ def predict_session(settings: Settings, asof: dt.date, run_id: str) -> dict:
     features = lake.read_table(settings, "gold.features_daily", version=fv, filters=[("date", "=", asof)])
     if features.empty:
         raise RuntimeError(f"no feature rows for {asof} in gold.features_daily v{fv}")
-    _configure_mlflow(settings)
+    configure_mlflow(settings)
     model = mlflow.lightgbm.load_model(f"models:/{settings.model_name}@{CHAMPION}")
     scored = score_features(model, features, champion_calibration(champion), settings.signal_threshold)
     scored = scored.assign(

@@ -10,7 +10,6 @@ date range it was trained on.
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import json
 import logging
 import subprocess
@@ -21,6 +20,7 @@ import pandas as pd
 
 from tickerlake import lake
 from tickerlake.catalog import FEATURE_NAMES
+from tickerlake.feast_store import feature_list_hash
 from tickerlake.settings import PROJECT_ROOT, Settings
 
 log = logging.getLogger(__name__)
@@ -60,10 +60,6 @@ class TrainingData:
     labels_version: int
     start: dt.date
     end: dt.date
-
-
-def feature_list_hash(names: tuple[str, ...] | list[str] = FEATURE_NAMES) -> str:
-    return hashlib.sha256(",".join(sorted(names)).encode()).hexdigest()[:16]
 
 
 def load_training_data(settings: Settings, asof: dt.date) -> TrainingData:
@@ -148,7 +144,7 @@ def train(settings: Settings, asof: dt.date) -> dict:
     calib = calibrate(test_score, test_part[LABEL].to_numpy())
     final = fit_booster(frame)
 
-    _configure_mlflow(settings)
+    configure_mlflow(settings)
     holdout_range = (test_part["date"].min(), test_part["date"].max())
     with mlflow.start_run(run_name=f"train-{asof.isoformat()}") as run:
         mlflow.log_params({**{k: v for k, v in PARAMS.items()}, "num_rounds": NUM_ROUNDS, "label": LABEL,
@@ -167,7 +163,7 @@ def train(settings: Settings, asof: dt.date) -> dict:
             "holdout_end": holdout_range[1].isoformat(),
             "features_delta_version": str(data.features_version),
             "labels_delta_version": str(data.labels_version),
-            "feature_list_hash": feature_list_hash(),
+            "feature_list_hash": feature_list_hash(FEATURE_NAMES),  # the same hash as the Feast view's tag
             "feature_service": settings.model_name,
             "git_commit": _git_commit(),
         }
@@ -212,7 +208,7 @@ def training_due(settings: Settings, asof: dt.date) -> tuple[bool, str]:
 def latest_version(settings: Settings):
     import mlflow
 
-    _configure_mlflow(settings)
+    configure_mlflow(settings)
     client = mlflow.MlflowClient()
     try:
         versions = client.search_model_versions(f"name='{settings.model_name}'")
@@ -224,7 +220,7 @@ def latest_version(settings: Settings):
 def champion_version(settings: Settings):
     import mlflow
 
-    _configure_mlflow(settings)
+    configure_mlflow(settings)
     try:
         return mlflow.MlflowClient().get_model_version_by_alias(settings.model_name, CHAMPION)
     except mlflow.exceptions.MlflowException:
@@ -236,7 +232,7 @@ def promote(settings: Settings, candidate: dict, decided_on: dt.date) -> dict:
     sessions where the champion has not trained on them. Pass moves `champion`; every decision is recorded."""
     import mlflow
 
-    _configure_mlflow(settings)
+    configure_mlflow(settings)
     client = mlflow.MlflowClient()
     cand_ic = candidate["holdout"]["rank_ic_mean"]
     best_baseline_name, best_baseline = max(
@@ -290,7 +286,7 @@ def _champion_ic_on(settings: Settings, champion, candidate: dict) -> float | No
     return summarize_ic(rank_ic_by_session(block, model.predict(block[list(FEATURE_NAMES)])))["rank_ic_mean"]
 
 
-def _configure_mlflow(settings: Settings) -> None:
+def configure_mlflow(settings: Settings) -> None:
     import mlflow
 
     settings.mlflow_artifacts.mkdir(parents=True, exist_ok=True)

@@ -77,14 +77,14 @@ def test_predictions_reproduce_from_alias_and_feature_version(daily_run):
     import mlflow
 
     from tickerlake.predict import champion_calibration, score_features
-    from tickerlake.training import _configure_mlflow, champion_version
+    from tickerlake.training import configure_mlflow, champion_version
 
     settings, _ = daily_run
     preds = lake.read_table(settings, "gold.predictions_daily", filters=[("asof_date", "=", LAST_SESSION)])
     fv = int(preds["features_version"].iloc[0])
     features = lake.read_table(settings, "gold.features_daily", version=fv, filters=[("date", "=", LAST_SESSION)])
     assert features[list(FEATURE_NAMES)].notna().all().all()
-    _configure_mlflow(settings)
+    configure_mlflow(settings)
     champion = champion_version(settings)
     assert set(preds["model_version"]) == {str(champion.version)}
     model = mlflow.lightgbm.load_model(f"models:/{settings.model_name}@champion")
