@@ -17,7 +17,7 @@ from tickerlake import lake
 from tickerlake.calendar import next_session, session_close_utc
 from tickerlake.catalog import FEATURE_NAMES
 from tickerlake.settings import Settings
-from tickerlake.training import CHAMPION, configure_mlflow, champion_version
+from tickerlake.training import CHAMPION, champion_version, configure_mlflow
 
 log = logging.getLogger(__name__)
 

@@ -77,7 +77,7 @@ def test_predictions_reproduce_from_alias_and_feature_version(daily_run):
     import mlflow
 
     from tickerlake.predict import champion_calibration, score_features
-    from tickerlake.training import configure_mlflow, champion_version
+    from tickerlake.training import champion_version, configure_mlflow
 
     settings, _ = daily_run
     preds = lake.read_table(settings, "gold.predictions_daily", filters=[("asof_date", "=", LAST_SESSION)])
