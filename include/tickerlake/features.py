@@ -22,13 +22,11 @@ LABEL_LOOKBACK = max(LABEL_HORIZONS) + 1
 
 
 def silver_bars(bronze: DataFrame, quarantine: DataFrame) -> DataFrame:
-    """Bronze minus the rows a rejecting rule holds, one row per (ticker, date). Rows without a
-    key cannot be rejected by key; validation counts them as rejected, so they are left out here too."""
+    """Bronze minus the rows a rejecting rule holds, one row per (ticker, date)."""
     from pyspark.sql import functions as F
 
     rejected = quarantine.where(F.col("severity") == "reject").select("ticker", "date").distinct()
-    keyed = bronze.select(*BAR_COLUMNS).where(F.col("ticker").isNotNull() & F.col("date").isNotNull())
-    return keyed.join(rejected, ["ticker", "date"], "left_anti")
+    return bronze.select(*BAR_COLUMNS).join(rejected, ["ticker", "date"], "left_anti")
 
 
 def _rows(n: int):
@@ -38,10 +36,24 @@ def _rows(n: int):
 
 
 def _full(col: Column, n: int) -> Column:
-    """A rolling value only where the window is full (warm-up gives null, never a partial value)."""
+    """A value only where all n sessions of the window ending at the row have a bar (warm-up and a
+    missing session give null, never a partial value). Needs the `present` column of `_on_sessions`."""
     from pyspark.sql import functions as F
 
-    return F.when(F.count(F.lit(1)).over(_rows(n)) == n, col)
+    return F.when(F.count("present").over(_rows(n)) == n, col)
+
+
+def _on_sessions(bars: DataFrame) -> DataFrame:
+    """Each ticker on every session of the frame from its first bar to its last, with `present` 1
+    where it has a bar and null where that session is missing (a rejected row): lag() and windows
+    then count sessions, not rows, so a value never reaches over a gap, and a daily run (which
+    reads a lookback in sessions) sees the same windows as a backfill."""
+    from pyspark.sql import functions as F
+
+    sessions = bars.select("date").distinct()
+    span = bars.groupBy("ticker").agg(F.min("date").alias("_first"), F.max("date").alias("_last"))
+    grid = span.join(F.broadcast(sessions), sessions["date"].between(span["_first"], span["_last"]))
+    return grid.select("ticker", "date").join(bars.withColumn("present", F.lit(1)), ["ticker", "date"], "left")
 
 
 def feature_columns() -> dict[str, Column]:
@@ -52,8 +64,8 @@ def feature_columns() -> dict[str, Column]:
     o, h, lo, c, v = (F.col(x) for x in ("open", "high", "low", "close", "volume"))
     by_date = Window.partitionBy("ticker").orderBy("date")
 
-    def ref(col: Column, n: int) -> Column:
-        return F.lag(col, n).over(by_date)
+    def ref(col: Column, n: int) -> Column:  # null when any of the n+1 sessions has no bar
+        return _full(F.lag(col, n).over(by_date), n + 1)
 
     def mean(col: Column, n: int) -> Column:
         return _full(F.avg(col).over(_rows(n)), n)
@@ -94,8 +106,12 @@ def compute_features(bars: DataFrame) -> DataFrame:
     from pyspark.sql import functions as F
 
     cols = feature_columns()
-    return bars.select("ticker", "date", *[col.cast("double").alias(name) for name, col in cols.items()]).withColumn(
-        "year", F.year("date").cast("int")
+    return (
+        _on_sessions(bars)
+        .select("ticker", "date", "present", *[col.cast("double").alias(name) for name, col in cols.items()])
+        .where(F.col("present") == 1)
+        .drop("present")
+        .withColumn("year", F.year("date").cast("int"))
     )
 
 
@@ -106,10 +122,16 @@ def compute_labels(bars: DataFrame) -> DataFrame:
 
     by_date = Window.partitionBy("ticker").orderBy("date")
     entry = F.lead("open", 1).over(by_date)
-    out = bars.select(
-        "ticker",
-        "date",
-        *[(F.lead("open", 1 + h).over(by_date) / entry - 1).alias(f"ret_{h}d") for h in LABEL_HORIZONS],
+
+    def forward(h: int) -> Column:  # null when any session from D+1 to D+1+h has no bar
+        complete = F.count("present").over(by_date.rowsBetween(1, 1 + h)) == 1 + h
+        return F.when(complete, F.lead("open", 1 + h).over(by_date) / entry - 1)
+
+    out = (
+        _on_sessions(bars)
+        .select("ticker", "date", "present", *[forward(h).alias(f"ret_{h}d") for h in LABEL_HORIZONS])
+        .where(F.col("present") == 1)
+        .drop("present")
     )
     for h in LABEL_HORIZONS:
         # Partitioned by null-ness too, so missing labels never take part in the ranking.

@@ -9,6 +9,10 @@ tickerlake.features): the parity test checks Spark against it, the speed benchma
 `bars` is a pandas DataFrame or an Arrow table with ticker, date, open, high, low, close,
 volume (other columns are ignored), or a DuckDB FROM-expression as a string, e.g.
 "delta_scan('/path/to/silver/bars_daily')" (needs DuckDB's delta extension).
+
+Semantics (see the SQL file's header): Qlib's formulas on each ticker's session-aligned series;
+a value is NULL unless every session it reads has a bar (warm-up, or a rejected row in between).
+Adding a feature is adding its expression to the SQL file and its entry to tickerlake.catalog.
 """
 
 from __future__ import annotations
