@@ -146,12 +146,16 @@ def get_spark(settings: Settings, app_name: str = "tickerlake") -> SparkSession:
 
     # py4j logs every gateway close at INFO, also at interpreter exit when handlers are gone.
     logging.getLogger("py4j").setLevel(logging.WARNING)
+    launched_here = "PYSPARK_GATEWAY_PORT" not in os.environ  # not launched by spark-submit
+    if launched_here:
+        # Written even when a session is already active: spark-submit children of these settings
+        # (the DAG's path) read their jars and Delta settings from this folder.
+        check_java()
+        conf_dir = write_spark_conf(settings)
     active = SparkSession.getActiveSession()
     if active is not None:
         return active
-    if "PYSPARK_GATEWAY_PORT" not in os.environ:  # not launched by spark-submit
-        check_java()
-        conf_dir = write_spark_conf(settings)
+    if launched_here:
         os.environ["SPARK_CONF_DIR"] = str(conf_dir)
         os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
         if _is_local(settings):
