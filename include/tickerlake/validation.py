@@ -74,6 +74,12 @@ class RuleParams:
     split_tolerance: float = 0.05  # |log(price ratio) - log(split ratio)| for open and close
     context_sessions: int = 10  # the previous / next bar must be at most this many sessions away
     split_ratios: tuple[float, ...] = SPLIT_PRICE_RATIOS
+    # excursion_cluster: many tickers with a one-session excursion that reverts, both ways at once
+    cluster_excursion_factor: float = 1.06  # an excursion of at least this factor, in and out
+    cluster_revert_tolerance: float = 0.03  # |log(next close / previous close)|: back where it was
+    cluster_min_tickers: int = 5  # at least this many such tickers in the session ...
+    cluster_min_share: float = 0.01  # ... and at least this share of the tickers judged that session
+    cluster_min_minority: float = 0.15  # the smaller direction holds at least this share (not a market move)
 
 
 def params_from_settings(settings) -> RuleParams:
@@ -150,6 +156,8 @@ def daily_bar_rules(params: RuleParams | None = None) -> list[RowRule]:
                 {"column": "identical_to_prev", "value_set": [0.0]}, stage="context"),
         RowRule("jump_reverts", "reject", "ExpectColumnValuesToBeBetween",
                 {"column": "revert_jump_factor", "max_value": p.jump_revert_factor}, stage="context", needs_next=True),
+        RowRule("excursion_cluster", "reject", "ExpectColumnValuesToBeInSet",
+                {"column": "in_excursion_cluster", "value_set": [0.0]}, stage="context", needs_next=True),
         RowRule("unadjusted_split", "warn", "ExpectColumnValuesToBeBetween",
                 {"column": "split_distance", "min_value": p.split_tolerance}, stage="context", needs_next=True,
                 category="corporate_action"),
@@ -289,7 +297,8 @@ def validate_bars(
         judged = good & (report_mask | rejudge_mask)
         idx = np.flatnonzero(judged)
         if len(idx):
-            cols = ["identical_to_prev", "revert_jump_factor", "split_distance", "jump_factor"]
+            cols = ["identical_to_prev", "revert_jump_factor", "split_distance", "jump_factor",
+                    "in_excursion_cluster"]
             gx_frame = pd.DataFrame({c: helpers[c][idx] for c in cols}, index=idx)
             sub_order = np.argsort(enc["date_id"][idx], kind="stable")
             flagged.update(_run_suite(CONTEXT_SUITE, ctx_rules, gx_frame, sub_order,
@@ -364,7 +373,8 @@ def _context_columns(enc: dict[str, np.ndarray], good: np.ndarray, p: RuleParams
     n = len(good)
     out = {c: np.full(n, np.nan) for c in (
         "identical_to_prev", "revert_jump_factor", "split_distance", "jump_factor", "split_ratio",
-        "prev_close", "next_close", "ref_close", "prev_day", "ref_day")}
+        "prev_close", "next_close", "ref_close", "prev_day", "ref_day", "in_excursion_cluster",
+        "cluster_size")}
     idx = np.flatnonzero(good)
     if not len(idx):
         return out
@@ -417,6 +427,9 @@ def _context_columns(enc: dict[str, np.ndarray], good: np.ndarray, p: RuleParams
             dist[cand] = dist_all[np.arange(len(cand)), best]
             split_ratio[cand] = np.asarray(p.split_ratios)[best]
 
+    cluster, size = _excursion_clusters(six, log_in, log_out, has_prev & has_next, p)
+    out["in_excursion_cluster"][rows] = cluster
+    out["cluster_size"][rows] = size
     out["identical_to_prev"][rows] = identical
     out["revert_jump_factor"][rows] = revert
     out["jump_factor"][rows] = jump
@@ -428,6 +441,42 @@ def _context_columns(enc: dict[str, np.ndarray], good: np.ndarray, p: RuleParams
     out["prev_day"][rows] = np.where(has_prev, enc["date_id"][rows[pp]], np.nan)
     out["ref_day"][rows] = np.where(has_ref, enc["date_id"][rows[rr]], np.nan)
     return out
+
+
+def _excursion_clusters(six: np.ndarray, log_in: np.ndarray, log_out: np.ndarray, judged: np.ndarray,
+                        p: RuleParams) -> tuple[np.ndarray, np.ndarray]:
+    """`in_excursion_cluster` (1 / 0, NaN where not judged) and the cluster's size per row.
+
+    A vendor that files bars under the wrong symbols for a day (sp500_5yr on 2014-10-30 and
+    2017-09-14) leaves many tickers with a one-session excursion of 6-40% that returns to the
+    previous close the next day, some up and some down. One such ticker is a real event; a
+    market-wide move goes one way. So a session's excursions are rejected together when there
+    are enough of them (count and share) and the smaller direction holds a real share.
+    """
+    with np.errstate(invalid="ignore"):
+        opposite = np.sign(log_in) * np.sign(log_out) < 0
+        size_in = np.minimum(np.abs(log_in), np.abs(log_out))
+        member = judged & opposite & (size_in >= np.log(p.cluster_excursion_factor)) & (
+            np.abs(log_in + log_out) <= p.cluster_revert_tolerance)
+    session = np.where(judged, six, -1).astype(np.int64)
+    cluster = np.where(judged, 0.0, np.nan)
+    size = np.full(len(six), np.nan)
+    if not member.any():
+        return cluster, size
+    offset = int(session[judged].min())
+    bins = session[judged] - offset
+    n_judged = np.bincount(bins)
+    s_member = session[member] - offset
+    n_member = np.bincount(s_member, minlength=len(n_judged))
+    n_up = np.bincount(s_member, weights=(log_in[member] > 0).astype(np.float64), minlength=len(n_judged))
+    minority = np.minimum(n_up, n_member - n_up)
+    hit = (n_member >= p.cluster_min_tickers) & (n_member >= p.cluster_min_share * n_judged) & (
+        minority >= p.cluster_min_minority * n_member)
+    rows = np.flatnonzero(member)
+    flagged = rows[hit[session[rows] - offset]]
+    cluster[flagged] = 1.0
+    size[flagged] = n_member[session[flagged] - offset]
+    return cluster, size
 
 
 # --- Great Expectations ---------------------------------------------------------------------------
@@ -620,6 +669,7 @@ def _quarantine_rows(data: pd.DataFrame, enc: dict, helpers: dict, ids: np.ndarr
         wanted = {
             "stale_bar": ("prev_day",),
             "jump_reverts": ("prev_close", "next_close", "revert_jump_factor"),
+            "excursion_cluster": ("prev_close", "next_close", "revert_jump_factor", "cluster_size"),
             "unadjusted_split": ("ref_day", "ref_close", "split_ratio", "split_distance"),
             "corporate_action": ("ref_day", "ref_close", "jump_factor", "next_close"),
         }.get(rule.name, ())
