@@ -163,13 +163,23 @@ def _replace(frame: DataFrame, uri: str, start: dt.date, end: dt.date) -> None:
 
 
 def run(spark: SparkSession, settings: Settings, start: dt.date, end: dt.date) -> dict:
-    """Silver for [start, end], then features for [start, end] and labels as far back as they complete."""
+    """Silver for [start, end], then features for [start, end] and labels as far back as they complete.
+
+    A late verdict (a session before `start` rejected or released when [start, end] was
+    validated, see ingest.restated_since) moves the start back to that session: its silver rows
+    and every feature and label whose window reaches it are computed again.
+    """
     from pyspark.sql import functions as F
+
+    from tickerlake.ingest import restated_since
 
     sessions = sessions_between(start, end)
     if not sessions:
         raise ValueError(f"no session in [{start}, {end}]")
     start, end = sessions[0], sessions[-1]
+    restated = restated_since(settings, start, end)
+    if restated is not None:
+        start = sessions_between(restated, end)[0]
 
     def interval(uri: str, s: dt.date, e: dt.date) -> DataFrame:
         return spark.read.format("delta").load(uri).where(F.col("date").between(F.lit(s), F.lit(e)))
@@ -179,14 +189,25 @@ def run(spark: SparkSession, settings: Settings, start: dt.date, end: dt.date) -
     silver = silver_bars(bronze, quarantine).withColumn("year", F.year("date").cast("int"))
     _replace(silver, settings.table_uri("silver.bars_daily"), start, end)
 
+    # Features computed before a restatement whose window reaches the restated session (a rerun
+    # of an older interval) are computed again too.
+    until = end
+    if restated is not None:
+        # the last session whose window reaches the restated one
+        reach = sessions_between(start, start + dt.timedelta(days=2 * LOOKBACK_SESSIONS + 14))[LOOKBACK_SESSIONS - 1]
+        if reach > end:
+            latest = interval(settings.table_uri("silver.bars_daily"), end, reach).agg(F.max("date")).first()[0]
+            until = max(end, latest or end)
+
     lookback_start = sessions_back(start, LOOKBACK_SESSIONS)
-    history = interval(settings.table_uri("silver.bars_daily"), lookback_start, end).select(*BAR_COLUMNS)
-    features = compute_features(history).where(F.col("date").between(F.lit(start), F.lit(end)))
-    features = with_event_ts(spark, features, start, end)
-    _replace(features, settings.table_uri("gold.features_daily"), start, end)
+    history = interval(settings.table_uri("silver.bars_daily"), lookback_start, until).select(*BAR_COLUMNS)
+    features = compute_features(history).where(F.col("date").between(F.lit(start), F.lit(until)))
+    features = with_event_ts(spark, features, start, until)
+    _replace(features, settings.table_uri("gold.features_daily"), start, until)
 
     label_start = sessions_back(start, LABEL_LOOKBACK)
-    labels = compute_labels(interval(settings.table_uri("silver.bars_daily"), label_start, end).select(*BAR_COLUMNS))
+    labels = compute_labels(interval(settings.table_uri("silver.bars_daily"), label_start, until).select(*BAR_COLUMNS))
     labels = labels.where(F.col(f"ret_{LABEL_HORIZONS[0]}d").isNotNull())
-    _replace(labels, settings.table_uri("gold.labels_daily"), label_start, end)
-    return {"start": start.isoformat(), "end": end.isoformat(), "sessions": len(sessions)}
+    _replace(labels, settings.table_uri("gold.labels_daily"), label_start, until)
+    return {"start": start.isoformat(), "end": until.isoformat(), "sessions": len(sessions_between(start, until)),
+            "restated_from": restated.isoformat() if restated else None}

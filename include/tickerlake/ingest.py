@@ -816,3 +816,22 @@ def _day(d: dt.date) -> int:
 
 def _from_day(n) -> dt.date:
     return dt.date(1970, 1, 1) + dt.timedelta(days=int(n))
+
+
+def restated_since(settings: Settings, start: dt.date, end: dt.date) -> dt.date | None:
+    """The earliest session before `start` that the validation runs of [start, end] restated (a
+    late verdict: rejected or released), or None. Downstream steps of [start, end] recompute from
+    there, so silver, features, labels and the online store follow the late verdict."""
+    from deltalake import DeltaTable
+
+    path = settings.table_path(RUNS)
+    if not DeltaTable.is_deltatable(path):
+        return None
+    import pyarrow.dataset as ds
+
+    runs = DeltaTable(path).to_pyarrow_dataset().to_table(
+        columns=["restated_sessions"], filter=_date_filter(ds, start, end, column="interval_start"))
+    sessions = [dt.date.fromisoformat(d) for text in runs["restated_sessions"].to_pylist() if text
+                for d in json.loads(text)]
+    before = [d for d in sessions if d < start]
+    return min(before) if before else None

@@ -74,9 +74,14 @@ def features_in_process(settings: Settings, start: dt.date, end: dt.date) -> dic
 
 
 def materialize(settings: Settings, start: dt.date, end: dt.date, views: list[str]) -> dict:
-    """Load the rows of sessions [start, end] of `views` into the online store (event time = close)."""
-    from tickerlake.feast_store import materialize_interval
+    """Load the rows of sessions [start, end] of `views` into the online store (event time = close).
 
+    From the session a late verdict restated, when the validation of [start, end] made one (the
+    feature job recomputed from there too, see features.run)."""
+    from tickerlake.feast_store import materialize_interval
+    from tickerlake.ingest import restated_since
+
+    start = min(start, restated_since(settings, start, end) or start)
     begin = calendar.session_close_utc(start)
     finish = calendar.session_close_utc(end) + dt.timedelta(microseconds=1)
     materialize_interval(settings, begin, finish, views)
