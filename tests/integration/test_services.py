@@ -165,6 +165,43 @@ def test_airflow_api_needs_a_token(airflow: Settings) -> None:
     assert "dags" in json.loads(body)
 
 
+def test_data_docs_are_served_behind_the_airflow_login(airflow: Settings) -> None:
+    """A real validation run's Data Docs, through the validation task's "Data Docs" link."""
+    import dataclasses
+    import datetime as dt
+    import importlib.util
+
+    from airflow.models.taskinstancekey import TaskInstanceKey
+
+    from tickerlake import ingest
+    from tickerlake.settings import PROJECT_ROOT
+
+    run_id = "manual__2024-01-12T23:30:00+00:00"
+    settings = dataclasses.replace(airflow, universe_size=5, history_start="2024-01-02")
+    day = dt.date(2024, 1, 12)
+    ingest.land_bars(settings, "synthetic", dt.date(2024, 1, 2), day, run_id, dt.datetime(2024, 1, 12, 23, tzinfo=dt.UTC))
+    result = ingest.validate_interval(settings, dt.date(2024, 1, 2), day, run_id, data_docs=True)
+    assert result["data_docs"] and Path(result["data_docs"]).is_file()
+
+    spec = importlib.util.spec_from_file_location("tickerlake_links", PROJECT_ROOT / "plugins" / "tickerlake_links.py")
+    plugin = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(plugin)
+    link = plugin.DataDocsLink().get_link(None, ti_key=TaskInstanceKey("tickerlake_daily", "ingest.validate_bars",
+                                                                        run_id, 1))
+    assert link.startswith(f"http://127.0.0.1:{airflow.airflow_port}/tickerlake/data-docs/runs/")
+    assert plugin.DataDocsLink().get_link(None, ti_key=TaskInstanceKey("tickerlake_daily", "predict", run_id, 1)) == ""
+
+    assert _get(link)[0] == 401  # no login, no page
+    assert _get(link, {"Authorization": "Bearer not-a-token"})[0] in (401, 403)
+    auth = {"Authorization": f"Bearer {services.airflow_token(airflow)}"}
+    status, body = _get(link, auth)
+    assert status == 200 and b"bars_daily.rows" in body and run_id.encode() in body, body[:500]
+    base = f"http://127.0.0.1:{airflow.airflow_port}/tickerlake/data-docs"
+    assert _get(f"{base}/index.html", auth)[0] == 200
+    assert _get(f"{base}/..%2F..%2Fairflow.cfg", auth)[0] == 404  # nothing outside the site
+    assert _get(f"{base}/runs/no-such-run", auth)[0] == 404
+
+
 def test_airflow_password_file_and_no_all_admins(airflow: Settings) -> None:
     password_file = services.airflow_password_file(airflow)
     assert password_file.parent == airflow.run_dir
