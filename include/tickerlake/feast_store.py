@@ -204,6 +204,7 @@ def apply(settings: Settings) -> list[str]:
 
     store = feature_store(settings)
     definitions = load_definitions(settings, _offline_type(store.config.offline_store))
+    check_feature_schemas(settings, definitions)
     objects = definitions.objects()
     wanted = {(_kind(o), o.name) for o in objects}
 
@@ -220,6 +221,61 @@ def apply(settings: Settings) -> list[str]:
     if stale:
         log.info("removed from the Feast registry: %s", sorted(o.name for o in stale))
     return sorted(o.name for o in objects)
+
+
+class FeatureSchemaMismatch(RuntimeError):
+    """The feature views and the Delta tables they read disagree (a column missing or mistyped)."""
+
+
+# Columns of a source table that are keys, time or lineage, never features.
+_NOT_FEATURES = {FEATURES_TABLE: {ENTITY, "date", EVENT_TIMESTAMP, "year"}}
+_VIEW_TABLES = {FEATURES_VIEW: FEATURES_TABLE, PREDICTIONS_VIEW: PREDICTIONS_TABLE}
+
+
+def feature_schema_mismatches(settings: Settings, definitions: Any) -> list[str]:
+    """What the declared feature views and the existing Delta tables disagree on, one line each.
+
+    Every served field must be a column of its table with the same type; in a table that holds
+    only features (gold.features_daily) every other column must be served, so a feature added in
+    Spark but not declared in the view is named. Tables that do not exist yet are skipped."""
+    import pyarrow as pa
+    from deltalake import DeltaTable
+    from feast.types import Float64, String
+
+    arrow_types = {Float64: (pa.float64(),), String: (pa.string(), pa.large_string(), pa.string_view())}
+    problems: list[str] = []
+    views = [v for v in (definitions.daily_features, definitions.daily_predictions) if v.name in _VIEW_TABLES]
+    for view in views:
+        table = _VIEW_TABLES[view.name]
+        path = settings.table_path(table)
+        if not DeltaTable.is_deltatable(path):
+            continue
+        schema = pa.schema(DeltaTable(path).schema().to_arrow())
+        columns = {f.name: f.type for f in schema}
+        for required in (ENTITY, EVENT_TIMESTAMP):
+            if required not in columns:
+                problems.append(f"{table} has no column {required!r}, which feature view {view.name} needs")
+        for field in view.features:
+            if field.name not in columns:
+                problems.append(f"feature {field.name!r} of view {view.name} is not a column of {table}")
+            elif columns[field.name] not in arrow_types.get(field.dtype, ()):
+                problems.append(f"feature {field.name!r} of view {view.name} is {field.dtype} but {table} "
+                                f"has {columns[field.name]}")
+        if table in _NOT_FEATURES:
+            served = {f.name for f in view.features}
+            for name in columns:
+                if name not in served and name not in _NOT_FEATURES[table]:
+                    problems.append(f"column {name!r} of {table} is not in feature view {view.name} "
+                                    "(add it to the catalogue and the view, or drop it from the job)")
+    return problems
+
+
+def check_feature_schemas(settings: Settings, definitions: Any | None = None) -> None:
+    """Raise FeatureSchemaMismatch naming every column the views and the Delta tables disagree on."""
+    definitions = definitions if definitions is not None else load_definitions(settings)
+    problems = feature_schema_mismatches(settings, definitions)
+    if problems:
+        raise FeatureSchemaMismatch("feature views and Delta tables disagree:\n  " + "\n  ".join(problems))
 
 
 def _kind(obj: Any) -> str:

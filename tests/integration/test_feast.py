@@ -23,8 +23,11 @@ from tickerlake.feast_store import (
     PREDICTION_FEATURES,
     PREDICTIONS_TABLE,
     PREDICTIONS_VIEW,
+    FeatureSchemaMismatch,
     apply,
+    check_feature_schemas,
     feature_list_hash,
+    feature_schema_mismatches,
     feature_store,
     historical_features,
     install_duckdb_delta_extension,
@@ -297,3 +300,37 @@ def test_historical_features_are_point_in_time(settings: Settings) -> None:
 
     with pytest.raises(ValueError, match="event_timestamp"):
         historical_features(settings, entity_df.drop(columns=["event_timestamp"]))
+
+
+@pytest.mark.integration
+def test_schemas_of_views_and_tables_agree_after_the_job_writes(settings: Settings) -> None:
+    write_features_daily(settings)
+    write_predictions_daily(settings, session_idx=2)
+    assert feature_schema_mismatches(settings, load_definitions(settings)) == []
+    apply(settings)  # the check runs inside apply too
+
+
+@pytest.mark.integration
+def test_a_feature_added_in_the_job_but_not_in_the_view_is_named(settings: Settings) -> None:
+    write_features_daily(settings)
+    path = settings.table_path(FEATURES_TABLE)
+    extra = pa.table({"ticker": ["AAPL"], "date": [SESSIONS[0]], "event_ts": [close_utc(SESSIONS[0])],
+                      "year": pa.array([2024], pa.int32()), "MOM12_1": [0.5]})
+    write_deltalake(path, extra, mode="append", schema_mode="merge")
+    with pytest.raises(FeatureSchemaMismatch, match="column 'MOM12_1' of gold.features_daily is not in feature view"):
+        apply(settings)
+    with pytest.raises(FeatureSchemaMismatch, match="MOM12_1"):
+        check_feature_schemas(settings)
+
+
+@pytest.mark.integration
+def test_a_served_feature_missing_or_mistyped_in_the_table_is_named(settings: Settings) -> None:
+    rows = {"ticker": ["AAPL"], "date": [SESSIONS[0]], "event_ts": [close_utc(SESSIONS[0])],
+            "year": pa.array([2024], pa.int32())}
+    names = [f for f in catalog.FEATURE_NAMES if f != "ROC5"]
+    table = pa.table({**rows, **{f: ([1.0] if f != "ROC20" else ["1.0"]) for f in names}})  # ROC20 as text
+    write_deltalake(settings.table_path(FEATURES_TABLE), table, partition_by=["year"])
+    problems = feature_schema_mismatches(settings, load_definitions(settings))
+    assert "feature 'ROC5' of view daily_features is not a column of gold.features_daily" in problems
+    assert any(p.startswith("feature 'ROC20' of view daily_features is Float64") for p in problems), problems
+    assert len(problems) == 2
