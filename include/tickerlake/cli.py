@@ -115,6 +115,25 @@ def _latest_prediction_run(settings: Settings, day: dt.date) -> str | None:
     return str(preds["run_id"].iloc[-1]) if len(preds) else None
 
 
+def cmd_serve_features(settings: Settings, args: argparse.Namespace) -> str:
+    """The latest features and prediction of the tickers, from the Feast online store."""
+    from tickerlake.feast_store import online_features
+    from tickerlake.tickers import canonical_ticker
+
+    frame = online_features(settings, [canonical_ticker(t) for t in args.tickers], args.feature or None)
+    if args.format == "json":
+        return frame.to_json(orient="records", indent=2)
+    if args.format == "csv":
+        return frame.to_csv(index=False)
+    return frame.set_index("ticker").T.to_string()
+
+
+def cmd_feature_server(settings: Settings, args: argparse.Namespace) -> dict:
+    from tickerlake.feast_store import run_feature_server
+
+    return {"exit_code": run_feature_server(settings, args.port)}
+
+
 def cmd_sql(settings: Settings, args: argparse.Namespace) -> str | None:
     """Read-only DuckDB over the lake's Delta tables: one query, a curated query, or a session."""
     from tickerlake import sql
@@ -185,6 +204,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("report", cmd_report, "render the signal report for --date")
     p.add_argument("--date", type=_date, required=True)
     p.add_argument("--dry-run", action="store_true", help="also write the email that would be sent")
+    p = add("serve-features", cmd_serve_features, "latest online features and prediction for tickers (Feast)")
+    p.add_argument("tickers", nargs="+", metavar="TICKER")
+    p.add_argument("--feature", action="append", default=[], help="a feature or view:feature (repeatable; default all)")
+    p.add_argument("--format", choices=["table", "csv", "json"], default="table")
+    p = add("feature-server", cmd_feature_server, "Feast's HTTP feature server on 127.0.0.1 (foreground)")
+    p.add_argument("--port", type=int, help="default TICKERLAKE_FEATURE_SERVER_PORT (6566)")
     p = add("sql", cmd_sql, "read-only SQL over the Delta tables (DuckDB): a query, --curated NAME, "
                             "or an interactive session")
     p.add_argument("query", nargs="?", help="one SQL statement; omit it for an interactive session "

@@ -398,3 +398,27 @@ def feature_list_hash(feature_names: Iterable[str]) -> str:
     if len(set(names)) != len(names):
         raise ValueError(f"duplicate feature names: {names}")
     return hashlib.sha256("\n".join(names).encode("utf-8")).hexdigest()
+
+
+# --- serving ---------------------------------------------------------------------------------
+def feature_server_command(settings: Settings, port: int | None = None) -> tuple[list[str], dict[str, str]]:
+    """The command line and environment of Feast's HTTP feature server for this repo.
+
+    It listens on 127.0.0.1 only: Feast's server has no login of its own, so anything beyond this
+    machine goes through an authenticating reverse proxy (see docs/feast.md)."""
+    feast_cli = Path(sys.executable).with_name("feast")
+    env = {**os.environ, "TICKERLAKE_HOME": str(settings.home)}
+    env.setdefault("TICKERLAKE_SPARK_MASTER", settings.spark_master)
+    command = [str(feast_cli), "--chdir", str(settings.feast_repo), "serve", "--host", "127.0.0.1",
+               "--port", str(port or settings.feature_server_port), "--no-access-log", "--workers", "1"]
+    return command, env
+
+
+def run_feature_server(settings: Settings, port: int | None = None) -> int:
+    """Run Feast's feature server in the foreground until interrupted; returns its exit code."""
+    import subprocess
+
+    feature_store(settings)  # the DuckDB delta extension in place, the state folder made
+    command, env = feature_server_command(settings, port)
+    log.info("Feast feature server on http://127.0.0.1:%s", port or settings.feature_server_port)
+    return subprocess.call(command, env=env)

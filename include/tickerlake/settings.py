@@ -48,6 +48,7 @@ class Settings:
     airflow_port: int
     airflow_parallelism: int
     mlflow_port: int
+    feature_server_port: int  # Feast's feature server (127.0.0.1 only; it has no login)
     mlflow_tracking_uri: str
     feast_repo: Path
     email_mode: str  # "auto": SendGrid when sendgrid_default has a key, else dry run; "dry-run"
@@ -147,6 +148,7 @@ def load_settings(home: str | os.PathLike[str] | None = None) -> Settings:
         airflow_port=_env_int("TICKERLAKE_AIRFLOW_PORT", 8080),
         airflow_parallelism=_env_int("TICKERLAKE_AIRFLOW_PARALLELISM", 4),
         mlflow_port=_env_int("TICKERLAKE_MLFLOW_PORT", 5000),
+        feature_server_port=_env_int("TICKERLAKE_FEATURE_SERVER_PORT", 6566),
         mlflow_tracking_uri=_env(
             "TICKERLAKE_MLFLOW_TRACKING_URI", f"sqlite:///{home_path / 'mlflow' / 'mlflow.db'}"
         ),
