@@ -1,6 +1,7 @@
 """Training, evaluation and promotion of the daily LightGBM model, tracked in MLflow.
 
-Thin first version of the chain: one purged holdout block at the end of the history (the
+The training set comes from Feast's point-in-time join (`load_training_data`). Thin first
+version of the chain: one purged holdout block at the end of the history (the
 last `HOLDOUT_SESSIONS` sessions, with `PURGE_SESSIONS` left out between train and holdout
 so no training label overlaps a holdout session), baselines scored on the same sessions,
 then a refit through the as-of date. Each model version names the Delta versions and the
@@ -63,17 +64,30 @@ class TrainingData:
 
 
 def load_training_data(settings: Settings, asof: dt.date) -> TrainingData:
-    """Features joined to their labels by key, as of `asof` (labels only where complete by then)."""
+    """The training set as of `asof`: each complete label (ticker, session) with the features
+    Feast's point-in-time join gives at that session's close (feature service
+    `tickerlake_daily_lgbm`, TTL respected), so the model trains on what serving will hand it.
+
+    The Delta versions read are recorded; the features table must not change while it is read
+    (a concurrent backfill would mix versions), or the read fails and is retried by the task."""
+    from tickerlake.calendar import session_close_utc
+    from tickerlake.feast_store import ENTITY_TIMESTAMP, historical_features
+
     fv = lake.table_version(settings, "gold.features_daily")
     lv = lake.table_version(settings, "gold.labels_daily")
-    feats = lake.read_table(settings, "gold.features_daily", version=fv, filters=[("date", "<=", asof)],
-                            columns=["ticker", "date", *FEATURE_NAMES])
     labels = lake.read_table(settings, "gold.labels_daily", version=lv, filters=[("date", "<=", asof)],
-                             columns=["ticker", "date", LABEL])
-    frame = feats.merge(labels, on=["ticker", "date"], how="inner").dropna(subset=[LABEL])
+                             columns=["ticker", "date", LABEL]).dropna(subset=[LABEL])
+    if labels.empty:
+        raise RuntimeError(f"no complete labels on or before {asof}: run the backfill first")
+    labels["date"] = pd.to_datetime(labels["date"]).dt.date
+    closes = {d: session_close_utc(d) for d in labels["date"].unique()}
+    entity = labels.assign(**{ENTITY_TIMESTAMP: pd.to_datetime(labels["date"].map(closes), utc=True)})
+    joined = historical_features(settings, entity)
+    after = lake.table_version(settings, "gold.features_daily")
+    if after != fv:
+        raise RuntimeError(f"gold.features_daily changed while the training set was read (v{fv} -> v{after})")
+    frame = joined[["ticker", "date", *FEATURE_NAMES, LABEL]]
     frame = frame.sort_values(["date", "ticker"]).reset_index(drop=True)
-    if frame.empty:
-        raise RuntimeError(f"no labelled feature rows on or before {asof}: run the backfill first")
     return TrainingData(frame, fv, lv, frame["date"].min(), frame["date"].max())
 
 

@@ -45,8 +45,11 @@ SESSIONS = (date(2024, 7, 1), date(2024, 7, 2), date(2024, 7, 3), date(2024, 7, 
 
 
 def close_utc(session: date) -> datetime:
-    """The session's close (16:00 New York) in UTC."""
-    return datetime(session.year, session.month, session.day, 16, tzinfo=NEW_YORK).astimezone(UTC)
+    """The session's close in UTC from the exchange calendar (2024-07-03 closed early, at 13:00 New
+    York): the event time the feature job writes and the training set joins at."""
+    from tickerlake.calendar import session_close_utc
+
+    return session_close_utc(session)
 
 
 def feature_value(session_idx: int, ticker_idx: int, feature_idx: int) -> float:
@@ -334,3 +337,41 @@ def test_a_served_feature_missing_or_mistyped_in_the_table_is_named(settings: Se
     assert "feature 'ROC5' of view daily_features is not a column of gold.features_daily" in problems
     assert any(p.startswith("feature 'ROC20' of view daily_features is Float64") for p in problems), problems
     assert len(problems) == 2
+
+
+@pytest.mark.integration
+def test_the_ttl_boundary_holds_on_both_sides(settings: Settings) -> None:
+    from tickerlake.feast_store import DAILY_TTL
+
+    write_features_daily(settings)
+    apply(settings)
+    last = close_utc(SESSIONS[4])
+    one_second = timedelta(seconds=1)
+    entity_df = pd.DataFrame({"ticker": ["MSFT", "MSFT"], "row_id": [0, 1], "event_timestamp": pd.to_datetime(
+        [last + DAILY_TTL - one_second, last + DAILY_TTL + one_second], utc=True)})
+    result = historical_features(settings, entity_df).sort_values("row_id").reset_index(drop=True)
+    assert list(result.loc[0, list(catalog.FEATURE_NAMES)]) == list(expected_features(4).iloc[2, 1:])
+    assert result.loc[1, list(catalog.FEATURE_NAMES)].isna().all()  # older than the TTL: never joined
+
+
+@pytest.mark.integration
+def test_the_training_set_from_feast_equals_a_direct_join_of_the_delta_tables(settings: Settings) -> None:
+    from tickerlake import lake, training
+
+    write_features_daily(settings)
+    labels = pa.Table.from_pylist(
+        [{"ticker": t, "date": d, "ret_1d": (0.001 * i - 0.002 * j) if (i, j) != (1, 1) else None,
+          "year": d.year} for i, d in enumerate(SESSIONS[:-1]) for j, t in enumerate(TICKERS)],
+        schema=pa.schema([("ticker", pa.string()), ("date", pa.date32()), ("ret_1d", pa.float64()),
+                          ("year", pa.int32())]))
+    write_deltalake(settings.table_path("gold.labels_daily"), labels, partition_by=["year"])
+    apply(settings)
+
+    data = training.load_training_data(settings, SESSIONS[-1])
+    direct = lake.read_table(settings, FEATURES_TABLE).merge(lake.read_table(settings, "gold.labels_daily"),
+                                                             on=["ticker", "date"]).dropna(subset=["ret_1d"])
+    direct["date"] = pd.to_datetime(direct["date"]).dt.date
+    direct = direct.sort_values(["date", "ticker"]).reset_index(drop=True)[data.frame.columns]
+    assert len(direct) == len(SESSIONS[:-1]) * len(TICKERS) - 1  # one label is incomplete
+    pd.testing.assert_frame_equal(data.frame, direct, check_dtype=False)
+    assert data.features_version == 0 and data.labels_version == 0
