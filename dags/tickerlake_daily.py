@@ -4,8 +4,10 @@
 The daily chain, one run per NYSE session after the close (18:30 New York):
 
 calendar gate -> land bars (bronze) -> Great Expectations validation (quarantine) ->
-Spark features (silver, gold) -> Feast materialize -> retrain when due -> promote (alias
-`champion`) -> predict the next session -> publish (Delta + Feast online) -> signal report.
+Spark features (silver, gold; from a session a late reject restated) -> features validated ->
+Feast materialize -> retrain when due -> promote (alias `champion`) -> predict the next session
+(validated) -> publish (Delta + Feast online) -> score outcomes (the live record) -> signal
+report. Alerts (notifiers): a task failure, a promotion decision, a data quality breach.
 
 Every task is a function of the run's session (its logical date in New York time); rerunning
 a run rewrites the same tables, except the append-only predictions, where a rerun adds its
@@ -20,6 +22,7 @@ from airflow.providers.apache.spark.operators.spark_submit import SparkSubmitOpe
 from airflow.sdk import Asset, dag, task, task_group
 from airflow.timetables.trigger import CronTriggerTimetable
 
+from tickerlake.alerts import TickerlakeNotifier, sendgrid_settings
 from tickerlake.settings import PROJECT_ROOT, load_settings
 from tickerlake.spark import spark_env
 
@@ -42,7 +45,8 @@ def table_asset(name: str) -> Asset:
     ),
     catchup=False,
     max_active_runs=1,
-    default_args={"owner": "tickerlake", "retries": 2, "retry_delay": dt.timedelta(minutes=1)},
+    default_args={"owner": "tickerlake", "retries": 2, "retry_delay": dt.timedelta(minutes=1),
+                  "on_failure_callback": TickerlakeNotifier("task_failure")},
     tags=["tickerlake", "daily"],
     doc_md=__doc__,
 )
@@ -62,7 +66,8 @@ def tickerlake_daily():
 
             return land(SETTINGS, dt.date.fromisoformat(session), context["run_id"], context["logical_date"])
 
-        @task(outlets=[table_asset("quarantine.bars_daily"), table_asset("ops.validation_runs")])
+        @task(outlets=[table_asset("quarantine.bars_daily"), table_asset("ops.validation_runs")],
+              on_success_callback=TickerlakeNotifier("data_quality_breach"))
         def validate_bars(session: str, **context) -> dict:
             from tickerlake.pipeline import validate
 
@@ -88,6 +93,13 @@ def tickerlake_daily():
         outlets=[table_asset("silver.bars_daily"), table_asset("gold.features_daily"), table_asset("gold.labels_daily")],
     )
 
+    @task(outlets=[table_asset("quarantine.features_daily")])
+    def validate_features(session: str, **context) -> dict:
+        from tickerlake.pipeline import validate_features as run
+
+        day = dt.date.fromisoformat(session)
+        return run(SETTINGS, day, day, context["run_id"])
+
     @task
     def materialize_features(session: str) -> dict:
         from tickerlake.pipeline import materialize
@@ -105,7 +117,7 @@ def tickerlake_daily():
             print(f"retrain due: {due} ({reason})")
             return "model.train_and_promote" if due else "model.keep_champion"
 
-        @task
+        @task(on_success_callback=TickerlakeNotifier("promotion_decision"))
         def train_and_promote(session: str) -> dict:
             from tickerlake.pipeline import train_and_promote as run
 
@@ -115,7 +127,8 @@ def tickerlake_daily():
         def keep_champion() -> str:
             return "retraining not due: the champion stays"
 
-        @task(trigger_rule="none_failed_min_one_success", outlets=[table_asset("gold.predictions_daily")])
+        @task(trigger_rule="none_failed_min_one_success", outlets=[table_asset("gold.predictions_daily"),
+                                                                  table_asset("quarantine.predictions_daily")])
         def predict(session: str, **context) -> dict:
             from tickerlake.pipeline import predict as run
 
@@ -129,32 +142,25 @@ def tickerlake_daily():
 
         return run(SETTINGS, dt.date.fromisoformat(session), context["run_id"])
 
+    @task(outlets=[table_asset("gold.signal_outcomes")])
+    def score_outcomes(session: str) -> dict:
+        """The live record: predictions whose 1-session label is complete at this close, scored."""
+        from tickerlake.outcomes import score_session
+
+        return score_session(SETTINGS, dt.date.fromisoformat(session))
+
     @task
     def signal_report(session: str, **context) -> dict:
         from tickerlake.pipeline import report_and_deliver
 
-        api_key, sender, recipients = _sendgrid_settings()
+        api_key, sender, recipients = sendgrid_settings()
         return report_and_deliver(SETTINGS, dt.date.fromisoformat(session), context["run_id"], api_key,
                                   sender, recipients, airflow_run_id=context["run_id"])
 
     session = calendar_gate()
-    ingest(session) >> spark_features >> materialize_features(session) >> model(session) >> publish_online(
+    ingest(session) >> spark_features >> validate_features(session) >> materialize_features(session) >> model(
         session
-    ) >> signal_report(session)
-
-
-def _sendgrid_settings() -> tuple[str | None, str, list[str]]:
-    """API key (connection password), sender and recipients (extras) of `sendgrid_default`, if defined."""
-    from airflow.exceptions import AirflowNotFoundException
-    from airflow.sdk import Connection
-
-    try:
-        conn = Connection.get("sendgrid_default")
-    except AirflowNotFoundException:
-        return None, "signals@tickerlake.local", ["traders@tickerlake.local"]
-    extra = conn.extra_dejson
-    recipients = [r.strip() for r in str(extra.get("recipients", "traders@tickerlake.local")).split(",") if r.strip()]
-    return conn.password or None, extra.get("from_email", "signals@tickerlake.local"), recipients
+    ) >> publish_online(session) >> score_outcomes(session) >> signal_report(session)
 
 
 dag = tickerlake_daily()

@@ -22,6 +22,8 @@ CREATE OR REPLACE VIEW quarantine.bars_intraday AS SELECT * FROM delta_scan('${l
 CREATE OR REPLACE VIEW quarantine.news AS SELECT * FROM delta_scan('${lake_root}/quarantine/news');
 CREATE OR REPLACE VIEW quarantine.social AS SELECT * FROM delta_scan('${lake_root}/quarantine/social');
 CREATE OR REPLACE VIEW quarantine.macro AS SELECT * FROM delta_scan('${lake_root}/quarantine/macro');
+CREATE OR REPLACE VIEW quarantine.features_daily AS SELECT * FROM delta_scan('${lake_root}/quarantine/features_daily');
+CREATE OR REPLACE VIEW quarantine.predictions_daily AS SELECT *, asof_date AS date FROM delta_scan('${lake_root}/quarantine/predictions_daily');
 
 -- silver: cleaned and point-in-time tables
 CREATE OR REPLACE VIEW silver.bars_daily AS SELECT * FROM delta_scan('${lake_root}/silver/bars_daily');
@@ -37,6 +39,7 @@ CREATE OR REPLACE VIEW gold.predictions_oos AS SELECT * FROM delta_scan('${lake_
 CREATE OR REPLACE VIEW gold.predictions_daily AS SELECT * FROM delta_scan('${lake_root}/gold/predictions_daily');
 CREATE OR REPLACE VIEW gold.predictions_intraday AS SELECT * FROM delta_scan('${lake_root}/gold/predictions_intraday');
 CREATE OR REPLACE VIEW gold.signal_outcomes AS SELECT * FROM delta_scan('${lake_root}/gold/signal_outcomes');
+CREATE OR REPLACE VIEW gold.predictions_skipped AS SELECT * FROM delta_scan('${lake_root}/gold/predictions_skipped');
 
 -- ops: the platform's own records
 CREATE OR REPLACE VIEW ops.validation_runs AS SELECT * FROM delta_scan('${lake_root}/ops/validation_runs');

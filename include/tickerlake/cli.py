@@ -92,16 +92,14 @@ def cmd_predict(settings: Settings, args: argparse.Namespace) -> dict:
 
 
 def cmd_report(settings: Settings, args: argparse.Namespace) -> dict:
-    from tickerlake.emailer import dry_run
+    from tickerlake.emailer import deliver
     from tickerlake.report import write_report
 
     runs = _latest_prediction_run(settings, args.date)
     report = write_report(settings, args.date, runs or "none")
-    if args.dry_run:
-        html = open(report["html"], encoding="utf-8").read()
-        text = open(report["text"], encoding="utf-8").read()
-        report["eml"] = str(dry_run(settings, args.date, report["subject"], html, text,
-                                    "signals@tickerlake.local", ["traders@tickerlake.local"]))
+    if args.dry_run:  # the same message the DAG sends, charts inline, written to disk
+        report["eml"] = deliver(settings, args.date, report, None, "signals@tickerlake.local",
+                                ["traders@tickerlake.local"])["path"]
     return report
 
 

@@ -346,9 +346,10 @@ def _bronze_dataset(settings: Settings, version: int):
     )
 
 
-def _read_bronze(dataset, lo: dt.date, hi: dt.date) -> pd.DataFrame:
-    """Bronze rows of [lo, hi] for validation: text columns as categoricals (read as dictionaries
-    from Parquet, no string per row), dates as datetime64."""
+def _read_bronze_arrow(dataset, lo: dt.date, hi: dt.date) -> pa.Table:
+    """Bronze rows of [lo, hi] for validation, in Arrow (a reader thread runs no pandas code): text
+    columns as unified dictionaries (categoricals in pandas, no string per row); the caller converts
+    with `to_pandas(date_as_object=False)` (dates as datetime64)."""
     import pyarrow.dataset as ds
 
     cols = [*BAR_COLUMNS, "source_file", "source_row", "source", "batch_id"]
@@ -366,7 +367,7 @@ def _read_bronze(dataset, lo: dt.date, hi: dt.date) -> pd.DataFrame:
         else:
             column = pc.dictionary_encode(column)
         table = table.set_column(i, col, column)
-    return table.to_pandas(date_as_object=False)
+    return table
 
 
 # --- validation ------------------------------------------------------------------------------------
@@ -493,9 +494,10 @@ def _judge(settings, bronze_version, lo, hi, first_ix, last_ix, rejudge_lo, para
     from tickerlake.validation import aggregate_results
 
     received, run_time, landing = _received_by_date(settings, lo, hi)
-    chunks = _row_chunks(lo, hi, received)
+    chunks = _row_chunks(lo, hi, received, settings.validation_chunk_rows)
     job = {
         "settings": settings, "dataset": _bronze_dataset(settings, bronze_version), "chunks": chunks,
+        "chunk_rows": settings.validation_chunk_rows,
         "lo": lo, "first_ix": first_ix, "rejudge_lo": rejudge_lo, "params": params, "rules": rules,
         "run_id": run_id, "expected_tickers": expected_tickers, "min_coverage": min_coverage, "keep_ge": keep_ge,
         "synthetic_spec": landing.get(f"{META_PREFIX}synthetic"),
@@ -514,8 +516,21 @@ def _judge(settings, bronze_version, lo, hi, first_ix, last_ix, rejudge_lo, para
                 parts = list(pool.map(_judge_forked, range(len(chunks))))
         finally:
             _FORKED.clear()
+    elif len(chunks) == 1:
+        parts = [_judge_chunk(job, 0)]
     else:
-        parts = [_judge_chunk(job, ci) for ci in range(len(chunks))]
+        # one process: a thread reads the next piece into Arrow (Parquet decoding, outside the
+        # GIL, no pandas) while this one is judged
+        from concurrent.futures import ThreadPoolExecutor
+
+        parts = []
+        with ThreadPoolExecutor(max_workers=1) as reader:
+            ahead = reader.submit(_read_piece, job, 0)
+            for ci in range(len(chunks)):
+                read = ahead.result()
+                if ci + 1 < len(chunks):
+                    ahead = reader.submit(_read_piece, job, ci + 1)
+                parts.append(_judge_chunk(job, ci, read))
 
     counts: dict[str, int] = {}
     rejudged_counts: dict[str, int] = {}
@@ -563,31 +578,43 @@ def _judge_forked(ci: int) -> dict:
     return _judge_chunk(_FORKED, ci)
 
 
-def _judge_chunk(job: dict, ci: int) -> dict:
-    """One piece [a, b] of the interval: read it with its context, critical rules, both suites."""
+def _read_piece(job: dict, ci: int) -> tuple[pa.Table, float]:
+    """Bronze rows of piece `ci` with its context sessions (Arrow), and the seconds the read took."""
     from tickerlake.validation import _session_days
 
     days = _session_days()
-    params, lo, rejudge_lo = job["params"], job["lo"], job["rejudge_lo"]
-    ctx = params.context_sessions
+    ctx = job["params"].context_sessions
     a, b = job["chunks"][ci]
     a_ix = int(np.searchsorted(days, _day(a)))
     b_ix = int(np.searchsorted(days, _day(b), side="right")) - 1
     read_lo = _from_day(days[max(a_ix - 3 * ctx - 1, 0)])
     read_hi = _from_day(days[min(max(b_ix, a_ix) + ctx, len(days) - 1)])
     clock = time.perf_counter()
-    frame = _read_bronze(job["dataset"], read_lo, read_hi)
-    read_s = time.perf_counter() - clock
+    table = _read_bronze_arrow(job["dataset"], read_lo, read_hi)
+    return table, time.perf_counter() - clock
+
+
+def _judge_chunk(job: dict, ci: int, read: tuple[pa.Table, float] | None = None) -> dict:
+    """One piece [a, b] of the interval: read it with its context (unless `read` holds it),
+    critical rules, both suites."""
+    params, lo, rejudge_lo = job["params"], job["lo"], job["rejudge_lo"]
+    a, b = job["chunks"][ci]
+    table, read_s = read if read is not None else _read_piece(job, ci)
+    clock = time.perf_counter()
+    frame = table.to_pandas(date_as_object=False)
+    del table
+    read_s += time.perf_counter() - clock
     day = frame["date"].to_numpy(dtype="datetime64[D]")
     in_chunk = (day >= np.datetime64(a)) & (day <= np.datetime64(b))
     again = (day >= np.datetime64(rejudge_lo)) & (day < np.datetime64(lo)) if ci == 0 else np.zeros(len(frame), bool)
-    chunk = frame[in_chunk]
+    chunk = frame.loc[in_chunk, [c for c in ("ticker", "date", "source", "batch_id") if c in frame]]
     batch_ids = sorted(str(x) for x in chunk["batch_id"].dropna().unique()) if "batch_id" in chunk else []
-    coverage = _coverage(job["settings"], frame, in_chunk, a, b, job["expected_tickers"], job["min_coverage"],
+    coverage = _coverage(job["settings"], frame, chunk, a, b, job["expected_tickers"], job["min_coverage"],
                          job["synthetic_spec"])
     clock = time.perf_counter()
+    # the piece and its context sessions in one Great Expectations batch (the piece bounds the memory)
     result = validate_bars(frame, job["run_id"], job["rules"], params=params, report=in_chunk, rejudge=again,
-                           keep_ge_results=job["keep_ge"])
+                           keep_ge_results=job["keep_ge"], chunk_rows=max(job["chunk_rows"], len(frame)))
     rules_s = time.perf_counter() - clock
     q = result.quarantine
     qd = pd.to_datetime(q["date"]).dt.date if len(q) else pd.Series([], dtype=object)
@@ -634,15 +661,14 @@ def _reconcile_chunk(chunk: pd.DataFrame, q: pd.DataFrame) -> dict:
             "warned": int((q["severity"] == "warn").sum())}
 
 
-def _coverage(settings, frame, in_chunk, a, b, expected_tickers, min_coverage, synthetic_spec=None) -> dict:
-    """Critical: coverage of the expected universe, session by session."""
-    chunk = frame[in_chunk]
+def _coverage(settings, frame, chunk, a, b, expected_tickers, min_coverage, synthetic_spec=None) -> dict:
+    """Critical: coverage of the expected universe, session by session (`chunk`: the rows of [a, b])."""
     if not len(chunk):
         raise CriticalValidationError(f"bronze.bars_daily holds no bars for [{a}, {b}]")
     sessions = sessions_between(a, b)
     if expected_tickers is not None:
         expected: int | dict = int(expected_tickers)
-    elif "source" in chunk and set(chunk["source"].dropna().astype(str)) == {"synthetic"}:
+    elif "source" in chunk and {str(x) for x in chunk["source"].dropna().unique()} == {"synthetic"}:
         spec = json.loads(synthetic_spec) if synthetic_spec else {
             "n_tickers": settings.universe_size, "history_start": str(settings.history_start), "seed": settings.seed,
             **_synthetic_options(settings)}
@@ -787,7 +813,7 @@ def _row_chunks(lo: dt.date, hi: dt.date, received: dict[dt.date, int] | None,
     and a small one at once. Non-session days go with the session after them."""
     from tickerlake.validation import CHUNK_ROWS
 
-    limit = max_rows or CHUNK_ROWS
+    limit = max_rows or CHUNK_ROWS  # the setting validation_chunk_rows
     sessions = sessions_between(lo, hi)
     counts = received or {}
     per_session = [max(counts.get(d, 0), 1) for d in sessions]

@@ -123,9 +123,72 @@ def publish_online(settings: Settings, session: dt.date, run_id: str) -> dict:
 
 def report_and_deliver(settings: Settings, session: dt.date, run_id: str, api_key: str | None,
                        sender: str, recipients: list[str], airflow_run_id: str | None = None) -> dict:
+    """Render the report of run `run_id`, send it (SendGrid, once per session and message) or write
+    its dry run, then mark the run's predictions published. The API key goes to the sender only:
+    the result (an XCom) holds paths, counts and the delivery record, never the key."""
     from tickerlake.emailer import deliver
+    from tickerlake.predict import mark_published
     from tickerlake.report import write_report
 
     report = write_report(settings, session, run_id, airflow_run_id)
     delivery = deliver(settings, session, report, api_key, sender, recipients)
-    return {**report, "delivery": delivery}
+    published = mark_published(settings, session, run_id) if report["predicted"] else {"marked": 0}
+    return {**report, "delivery": delivery, "published": published}
+
+
+
+FEATURE_VALIDATION_SESSIONS = 60  # sessions judged per Great Expectations pass (bounded memory in backfills)
+
+
+def validate_features(settings: Settings, start: dt.date, end: dt.date, run_id: str) -> dict:
+    """Validate gold.features_daily for the sessions in [start, end] (suite `features_daily.rows`,
+    see suites.feature_rules) against the silver tickers of the same sessions.
+
+    Critical failures raise CriticalValidationError (a catalogue column missing or not a float, a
+    null or duplicate key, a date that is no session, a silver ticker without a feature row) and
+    write nothing; warnings (an infinite or extreme value, a feature row without its silver bar)
+    replace the interval's rows of quarantine.features_daily in one commit. The interval is read
+    FEATURE_VALIDATION_SESSIONS sessions at a time from one version of each table. Returns the
+    counts by rule (ops.validation_runs is the daily bars' record; these counts go in the result)."""
+    import pandas as pd
+
+    from tickerlake import lake, suites
+    from tickerlake.ingest import restated_since
+
+    start = min(start, restated_since(settings, start, end) or start)  # the feature job restated from there
+    sessions = calendar.sessions_between(start, end)
+    if not sessions:
+        raise ValueError(f"no session in [{start}, {end}]")
+    first, last = sessions[0], sessions[-1]
+    if not lake.table_exists(settings, "gold.features_daily"):
+        raise suites.CriticalValidationError("gold.features_daily does not exist: run the feature job first")
+    fv = lake.table_version(settings, "gold.features_daily")
+    sv = lake.table_version(settings, "silver.bars_daily") if lake.table_exists(settings, "silver.bars_daily") else None
+    rules = suites.feature_rules()
+    counts = dict.fromkeys((r.name for r in rules), 0)
+    quarantine: list[pd.DataFrame] = []
+    rows = warned = 0
+    for i in range(0, len(sessions), FEATURE_VALIDATION_SESSIONS):
+        lo, hi = sessions[i], sessions[min(i + FEATURE_VALIDATION_SESSIONS, len(sessions)) - 1]
+        features = lake.read_interval(settings, "gold.features_daily", lo, hi, version=fv)
+        silver = None if sv is None else lake.read_table(
+            settings, "silver.bars_daily", version=sv, filters=[("date", ">=", lo), ("date", "<=", hi)],
+            columns=["ticker", "date"])
+        judged = suites.validate_features_frame(features, run_id, silver=silver, rules=rules)
+        rows += judged.result.n_rows
+        warned += int(judged.result.warned.sum())
+        for name, n in judged.counts.items():
+            counts[name] += n
+        quarantine.append(judged.quarantine)
+    if rows == 0:
+        raise suites.CriticalValidationError(f"gold.features_daily v{fv} has no rows for [{first}, {last}]")
+    q = pd.concat(quarantine, ignore_index=True)
+    q_version = suites.write_features_quarantine(settings, q, first, last)
+    result = {"start": first.isoformat(), "end": last.isoformat(), "sessions": len(sessions),
+              "suite": suites.FEATURES_SUITE, "rows": rows, "warned": warned, "counts_by_rule": counts,
+              "severity_by_rule": {r.name: r.severity for r in rules}, "quarantine_rows": len(q),
+              "quarantine_version": q_version,
+              "input_versions": {"gold.features_daily": fv, "silver.bars_daily": sv}}
+    log.info("features validated [%s, %s]: %s", first, last,
+             {k: v for k, v in result.items() if k not in ("counts_by_rule", "severity_by_rule")})
+    return result

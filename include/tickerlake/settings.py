@@ -65,6 +65,7 @@ class Settings:
     validation_split_tolerance: float
     validation_context_sessions: int  # sessions re-judged by the rules that need the next session
     validation_workers: int
+    validation_chunk_rows: int  # rows of bronze validated as one piece (and one Great Expectations batch)
     data_docs: str  # "each_run" or "off"
     tiingo_requests_per_second: float
     social_path: str  # StockNet-layout tweets (tgz or folder); "" = no social source
@@ -77,6 +78,21 @@ class Settings:
     daily_end_date: str  # last session the daily DAG schedules ("" = open-ended); the demo pins it
     signal_threshold: float
     report_top_n: int
+    # --- intraday stream (issue 8) ---------------------------------------------------------
+    intraday_topic: str = "market.bars.5m"
+    intraday_partitions: int = 3
+    intraday_max_offsets_per_trigger: int = 250_000  # bounded micro-batches within one drain
+    intraday_checkpoint: str = ""  # "" = <home>/streaming/bars_intraday (a URI at scale)
+    kafka_retention_check_ms: int = 300_000  # the broker's log.retention.check.interval.ms
+    # --- signal report delivery and live record (issue 7) ------------------------------------
+    sendgrid_api_host: str = "https://api.sendgrid.com"  # SendGrid's v3 API base URL
+    sendgrid_max_attempts: int = 5  # attempts per send on 429 / 5xx / a failed connection
+    sendgrid_backoff_seconds: float = 2.0  # first wait; doubles each attempt (Retry-After wins if longer)
+    sendgrid_max_wait_seconds: float = 120.0  # cap on one wait
+    sendgrid_timeout_seconds: float = 30.0  # HTTP timeout of one attempt
+    live_ic_window: int = 20  # sessions in the rolling live rank IC and coverage
+    alert_reject_share: float = 0.05  # data-quality alert above this share of rejected rows in a session
+    report_deadline_minutes: int = 150  # deadline alert: no report this long after the run's logical time
 
     # --- derived locations inside the state folder -------------------------------------
     @property
@@ -119,6 +135,11 @@ class Settings:
     def run_dir(self) -> Path:
         """PID files and generated secrets of the local services."""
         return self.home / "run"
+
+    @property
+    def intraday_checkpoint_dir(self) -> str:
+        """Checkpoint of the intraday drain's streaming query (path or URI)."""
+        return self.intraday_checkpoint or str(self.home / "streaming" / "bars_intraday")
 
     def table_uri(self, name: str) -> str:
         """`<layer>.<table>` -> `<lake root>/<layer>/<table>`."""
@@ -166,6 +187,7 @@ def load_settings(home: str | os.PathLike[str] | None = None) -> Settings:
         validation_split_tolerance=_env_float("TICKERLAKE_VALIDATION_SPLIT_TOLERANCE", 0.05),
         validation_context_sessions=_env_int("TICKERLAKE_VALIDATION_CONTEXT_SESSIONS", 10),
         validation_workers=_env_int("TICKERLAKE_VALIDATION_WORKERS", 1),
+        validation_chunk_rows=_env_int("TICKERLAKE_VALIDATION_CHUNK_ROWS", 1_500_000),
         data_docs=_env("TICKERLAKE_DATA_DOCS", "each_run"),
         tiingo_base_url=_env("TICKERLAKE_TIINGO_BASE_URL", "https://api.tiingo.com"),
         tiingo_requests_per_second=_env_float("TICKERLAKE_TIINGO_REQUESTS_PER_SECOND", 1.0),
@@ -179,4 +201,17 @@ def load_settings(home: str | os.PathLike[str] | None = None) -> Settings:
         retrain_every_sessions=_env_int("TICKERLAKE_RETRAIN_EVERY_SESSIONS", 5),
         signal_threshold=_env_float("TICKERLAKE_SIGNAL_THRESHOLD", 0.8),
         report_top_n=_env_int("TICKERLAKE_REPORT_TOP_N", 10),
+        intraday_topic=_env("TICKERLAKE_INTRADAY_TOPIC", "market.bars.5m"),
+        intraday_partitions=_env_int("TICKERLAKE_INTRADAY_PARTITIONS", 3),
+        intraday_max_offsets_per_trigger=_env_int("TICKERLAKE_INTRADAY_MAX_OFFSETS_PER_TRIGGER", 250_000),
+        intraday_checkpoint=_env("TICKERLAKE_INTRADAY_CHECKPOINT", ""),
+        kafka_retention_check_ms=_env_int("TICKERLAKE_KAFKA_RETENTION_CHECK_MS", 300_000),
+        sendgrid_api_host=_env("TICKERLAKE_SENDGRID_API_HOST", "https://api.sendgrid.com"),
+        sendgrid_max_attempts=_env_int("TICKERLAKE_SENDGRID_MAX_ATTEMPTS", 5),
+        sendgrid_backoff_seconds=_env_float("TICKERLAKE_SENDGRID_BACKOFF_SECONDS", 2.0),
+        sendgrid_max_wait_seconds=_env_float("TICKERLAKE_SENDGRID_MAX_WAIT_SECONDS", 120.0),
+        sendgrid_timeout_seconds=_env_float("TICKERLAKE_SENDGRID_TIMEOUT_SECONDS", 30.0),
+        live_ic_window=_env_int("TICKERLAKE_LIVE_IC_WINDOW", 20),
+        alert_reject_share=_env_float("TICKERLAKE_ALERT_REJECT_SHARE", 0.05),
+        report_deadline_minutes=_env_int("TICKERLAKE_REPORT_DEADLINE_MINUTES", 150),
     )

@@ -28,9 +28,13 @@ send the offending rows to `quarantine.bars_daily` with the rule, the severity a
 values, straight from the unexpected rows Great Expectations reports; silver is bronze minus
 the rows a rejecting rule holds. Switching an expectation off therefore lets its rows through.
 
-Speed: Great Expectations' pandas engine copies its batch for most metrics, so each batch
-holds only numeric columns (the ticker and the date as numbers) and is at most CHUNK_ROWS
-rows, cut at date boundaries (a duplicate key is always inside one batch).
+Speed: each suite runs over batches of at most CHUNK_ROWS rows (the setting
+`validation_chunk_rows`), cut at date boundaries (a duplicate key is always inside one batch),
+holding only numeric columns (the ticker and the date as numbers). Every expectation runs first
+with BOOLEAN_ONLY (its condition and count); one that fails runs again with COMPLETE on the same
+loaded batch, and its unexpected index list is what quarantine is built from. Great
+Expectations runs under pandas copy-on-write, so the batch copies its pandas engine makes before
+each metric (dropping missing values) are lazy.
 """
 
 from __future__ import annotations
@@ -56,7 +60,6 @@ KEY = ["ticker", "date"]
 ROW_SUITE = "bars_daily.rows"
 CONTEXT_SUITE = "bars_daily.context"
 CHUNK_ROWS = 1_500_000
-NARROW_ROWS = 400_000  # from this many rows on, each GE batch holds only its expectations' columns
 QUARANTINE_COLUMNS = ["ticker", "date", "rule", "severity", "values", "run_id", "source_file", "source_row"]
 
 # Price ratios (new / old) of the splits the rule knows: 2:1, 3:2, 3:1, 4:1, 5:1, 7:1, 8:1, 10:1
@@ -256,6 +259,7 @@ def validate_bars(
     report: np.ndarray | pd.Series | None = None,
     rejudge: np.ndarray | pd.Series | None = None,
     keep_ge_results: bool = False,
+    chunk_rows: int | None = None,
 ) -> ValidationResult:
     """Run both suites through Great Expectations and turn the unexpected rows into quarantine rows.
 
@@ -263,6 +267,7 @@ def validate_bars(
     context rows included. `report` (bool per row, default all): rows whose verdicts are
     returned. `rejudge` (bool per row, default none): rows, not reported, whose next-session
     rules are returned (their verdict may have changed now that the next session is here).
+    `chunk_rows` (default CHUNK_ROWS): the most rows one Great Expectations batch holds.
     """
     check_schema(frame)
     rules = daily_bar_rules(params) if rules is None else rules
@@ -283,7 +288,8 @@ def validate_bars(
     if row_rules and n:
         cols = ["open", "high", "low", "close", "volume", "ticker_id", "date_id", "is_session"]
         gx_frame = pd.DataFrame({c: enc[c] for c in cols})
-        flagged.update(_run_suite(ROW_SUITE, row_rules, gx_frame, order, ge_results if keep_ge_results else None))
+        flagged.update(_run_suite(ROW_SUITE, row_rules, gx_frame, order, ge_results if keep_ge_results else None,
+                                  chunk_rows=chunk_rows))
     rejected = np.zeros(n, dtype=bool)
     for rule in row_rules:
         if rule.severity == "reject":
@@ -302,7 +308,7 @@ def validate_bars(
             gx_frame = pd.DataFrame({c: helpers[c][idx] for c in cols}, index=idx)
             sub_order = np.argsort(enc["date_id"][idx], kind="stable")
             flagged.update(_run_suite(CONTEXT_SUITE, ctx_rules, gx_frame, sub_order,
-                                      ge_results if keep_ge_results else None))
+                                      ge_results if keep_ge_results else None, chunk_rows=chunk_rows))
         for rule in ctx_rules:
             flagged.setdefault(rule.name, np.zeros(0, dtype=np.int64))
 
@@ -528,78 +534,82 @@ def _columns_of(rule: RowRule) -> tuple[str, ...]:
     return tuple(dict.fromkeys(cols))
 
 
-def _column_groups(rules: list[RowRule]) -> list[tuple[list[str], list[RowRule]]]:
-    """Rules grouped into batches of as few columns as possible.
-
-    Great Expectations' pandas engine copies the whole batch for most metrics, so a batch holds
-    only the columns of its expectations: each multi-column rule gets its columns, a one-column
-    rule joins a batch that already has its column, and the rest share one batch.
-    """
-    groups: list[tuple[list[str], list[RowRule]]] = []
-    singles: list[RowRule] = []
-    for rule in rules:
-        cols = _columns_of(rule)
-        if len(cols) > 1:
-            for gcols, grules in groups:
-                if list(cols) == gcols:
-                    grules.append(rule)
-                    break
-            else:
-                groups.append((list(cols), [rule]))
-        else:
-            singles.append(rule)
-    rest: list[RowRule] = []
-    for rule in singles:
-        col = _columns_of(rule)[0]
-        home = next((g for g in groups if col in g[0]), None)
-        if home is not None:
-            home[1].append(rule)
-        else:
-            rest.append(rule)
-    if rest:
-        groups.append((list(dict.fromkeys(c for r in rest for c in _columns_of(r))), rest))
-    return groups
+# Every expectation runs first with BOOLEAN_ONLY (success alone: the condition and its count);
+# one that fails runs again on the same loaded batch with COMPLETE, which lists the unexpected
+# rows (their index labels). Most chunks pass most expectations, and the lists, values and
+# queries COMPLETE builds cost more than the condition itself.
+FIRST_PASS = {"result_format": "BOOLEAN_ONLY"}
+FAILED_PASS = {"result_format": "COMPLETE", "return_unexpected_index_query": False, "include_unexpected_rows": False}
 
 
 def _run_suite(name: str, rules: list[RowRule], frame: pd.DataFrame, order: np.ndarray,
-               ge_results: dict | None) -> dict[str, np.ndarray]:
-    """Validate `frame` in date-ordered chunks, each chunk in narrow batches (see _column_groups);
-    rule name -> frame index labels that failed."""
+               ge_results: dict | None, *, chunk_rows: int | None = None) -> dict[str, np.ndarray]:
+    """Validate `frame` in date-ordered chunks of at most `chunk_rows` rows (default CHUNK_ROWS),
+    each chunk one batch of the suite's columns; rule name -> frame index labels that Great
+    Expectations reported unexpected."""
     gx = _Gx.get()
-    if len(frame) >= NARROW_ROWS:
-        groups = [(cols, _suite(name, grp)) for cols, grp in _column_groups(rules)]
-    else:  # small batches: GE's fixed cost per batch outweighs the copies a wide batch makes
-        groups = [(list(dict.fromkeys(c for r in rules for c in _columns_of(r))), _suite(name, rules))]
+    suite = _suite(name, rules)
+    cols = list(dict.fromkeys(c for r in rules for c in _columns_of(r))) or list(frame.columns)
     found: dict[str, list[np.ndarray]] = {r.name: [] for r in rules}
+    by_name = {r.name: r for r in rules}
     results = []
     contiguous = len(order) == 0 or bool(np.all(np.diff(order) == 1))
-    for lo, hi in _chunks(len(frame), order, frame):
-        chunk = frame.iloc[order[lo]:order[lo] + (hi - lo)] if contiguous else frame.iloc[order[lo:hi]]
-        for cols, suite in groups:
-            batch = gx.batch_definition.get_batch(batch_parameters={"dataframe": chunk[cols]})
-            outcome = batch.validate(suite, result_format={"result_format": "COMPLETE"})
-            for res in outcome.results:
-                rule_name = res.expectation_config.meta["rule"]
-                _raise_on_exception(rule_name, res.exception_info)
-                ids = res.result.get("unexpected_index_list") or []
-                if ids:
-                    found[rule_name].append(np.asarray(ids, dtype=np.int64))
-            if ge_results is not None:
-                results.append(outcome)
+    for lo, hi in _chunks(len(frame), order, frame, chunk_rows or CHUNK_ROWS):
+        # copy-on-write while Great Expectations runs: its pandas engine copies the whole batch
+        # for each expectation that drops missing values first (dropna, a null filter), even when
+        # nothing is dropped; under copy-on-write those copies are lazy (nothing writes to them),
+        # so one batch holds all the suite's columns
+        with pd.option_context("mode.copy_on_write", True):
+            if hi - lo == len(frame):  # one chunk: the frame as it is, in any order
+                chunk = frame
+            else:
+                chunk = frame.iloc[order[lo]:order[lo] + (hi - lo)] if contiguous else frame.iloc[order[lo:hi]]
+            outcome = _validate_batch(gx.batch_definition, chunk[cols], suite, by_name, found)
+        if ge_results is not None:
+            results.append(outcome)
     if ge_results is not None and results:
         ge_results[name] = _aggregate(results, [r.name for r in rules])
     return {k: (np.unique(np.concatenate(v)) if v else np.zeros(0, dtype=np.int64)) for k, v in found.items()}
 
 
-def _chunks(n: int, order: np.ndarray, frame: pd.DataFrame):
-    """Row ranges of `order` of at most CHUNK_ROWS rows, never cutting a date (a key stays whole)."""
-    if n <= CHUNK_ROWS:
+def _validate_batch(batch_definition, batch: pd.DataFrame, suite, by_name: dict[str, RowRule],
+                    found: dict[str, list[np.ndarray]]):
+    """One batch through the suite: every expectation with BOOLEAN_ONLY, a failed one again with
+    COMPLETE on the same loaded batch; its unexpected index labels are added to `found`."""
+    from great_expectations.validator.v1_validator import Validator
+
+    # one Validator per batch: it loads (and fingerprints) the batch once for both passes
+    validator = Validator(batch_definition=batch_definition, batch_parameters={"dataframe": batch},
+                          result_format=FIRST_PASS)
+    outcome = validator.validate_expectation_suite(suite)
+    for i, res in enumerate(outcome.results):
+        rule_name = res.expectation_config.meta["rule"]
+        _raise_on_exception(rule_name, res.exception_info)
+        if res.success and "mostly" not in by_name[rule_name].kwargs:
+            res.result = {"element_count": len(batch), "unexpected_count": 0}  # what success means
+            continue
+        validator.result_format = FAILED_PASS
+        res = outcome.results[i] = validator.validate_expectation(_expectation(suite, rule_name))
+        _raise_on_exception(rule_name, res.exception_info)
+        ids = res.result.get("unexpected_index_list") or []
+        if ids:
+            found[rule_name].append(np.asarray(ids, dtype=np.int64))
+    return outcome
+
+
+def _expectation(suite, rule_name: str):
+    return next(e for e in suite.expectations if (e.meta or {}).get("rule") == rule_name)
+
+
+def _chunks(n: int, order: np.ndarray, frame: pd.DataFrame, chunk_rows: int = CHUNK_ROWS):
+    """Row ranges of `order` of at most `chunk_rows` rows, never cutting a date (a key stays whole)."""
+    if n <= chunk_rows:
         yield 0, n
         return
     dates = frame["date_id"].to_numpy()[order] if "date_id" in frame else None
     lo = 0
     while lo < n:
-        hi = min(lo + CHUNK_ROWS, n)
+        hi = min(lo + chunk_rows, n)
         if dates is not None and hi < n:
             boundary = dates[hi - 1]
             if np.isnan(boundary):

@@ -48,6 +48,7 @@ def test_daily_run_succeeds_and_predicts_every_ticker(daily_run):
     assert set(preds["target_session"]) == {next_session(LAST_SESSION)}
     assert preds["pred_lo"].lt(preds["pred_return"]).all() and preds["pred_hi"].gt(preds["pred_return"]).all()
     assert set(preds["signal"]) <= {"long", "short", "neutral"} and (preds["signal"] == "long").any()
+    assert preds["published"].all()  # the report went out (a dry run) and marked exactly these rows
 
 
 def test_champion_registered_and_decision_recorded(daily_run):

@@ -63,8 +63,14 @@ def test_land_social_from_drop_folder_and_archive(settings: Settings, tmp_path: 
     assert str(bronze["created_at"].dt.tz) == "UTC"
     assert bronze["batch_id"].nunique() == 1 and set(bronze["source"]) == {"stocknet"}
     q = table(settings, "quarantine.social", ["line_number"])
-    assert set(q["rule"]) == set(result["quarantine_by_rule"]) and set(q["severity"]) == {"reject"}
+    rejected = q[q["severity"] == "reject"]
+    assert set(rejected["rule"]) == set(result["quarantine_by_rule"]) and len(rejected) == 4
     assert "this is not json" in set(q["values"]) and set(q["date"]) == {D(2025, 11, 25)}
+    # the exact duplicate (lines 1 and 4 of AAPL/2025-11-25) lands, and GE flags both copies
+    warned = q[q["severity"] == "warn"]
+    assert warned[["rule", "line_number"]].values.tolist() == [["duplicate_message", 1], ["duplicate_message", 4]]
+    assert result["warned"] == 2 and result["validation"]["counts_by_rule"]["duplicate_message"] == 2
+    assert json.loads(warned["values"].iloc[0])["text"] == "$ aapl great gains into the close URL"
 
     # the same files as a gzip tar, read as a stream, land the same rows
     other = load_settings(home=tmp_path / "other")
@@ -106,7 +112,7 @@ def test_land_social_with_a_ticker_filter_leaves_other_tickers(settings: Setting
     bronze = lake.read_table(settings, "bronze.social")
     assert len(bronze) == 8
     assert dict(bronze.groupby("ticker")["run_id"].first()) == {"AAPL": "run-1", "BRK.B": "run-2"}
-    assert len(lake.read_table(settings, "quarantine.social")) == 4  # AAPL's stay
+    assert len(lake.read_table(settings, "quarantine.social")) == 4 + 2  # AAPL's stay (4 rejects, 2 warns)
 
 
 def test_land_social_quarantines_undated_lines_once(settings: Settings, tmp_path: Path):
@@ -303,3 +309,149 @@ def test_realdata_fred_files(settings: Settings):
     # October 2025 CPI was not published: mid-November still shows September's value
     assert panel.loc[("CPIAUCSL", D(2025, 11, 17)), "observation_date"] == D(2025, 9, 1)
     assert (panel["release_date"] <= panel.index.get_level_values("date")).all()
+
+
+# --- Great Expectations at landing (suites.py) -------------------------------------------------
+
+
+def test_land_social_ge_reject_keeps_the_message_out_of_bronze_and_sentiment(settings: Settings, tmp_path: Path):
+    drop = tmp_path / "drop"
+    (drop / "AAPL").mkdir(parents=True)
+    (drop / "AAPL" / "1985-01-02").write_text(
+        '{"text": ["$", "aapl", "good"], "created_at": "Wed Jan 02 15:00:00 +0000 1985", "user_id_str": "1"}\n'
+        '{"text": ["$", "aapl", "strong"], "created_at": "Fri Jan 04 15:00:00 +0000 1991", "user_id_str": "2"}\n')
+    result = social.land_social(settings, drop, D(1985, 1, 1), D(1991, 12, 31), "run-1")
+    # 1985 is before the NYSE calendar: no session can take it, so GE rejects it
+    assert result["received"] == result["landed"] + result["quarantined"] == 2
+    assert result["landed"] == 1 and result["quarantine_by_rule"] == {"created_at_in_calendar": 1}
+    assert result["validation"]["counts_by_rule"]["created_at_in_calendar"] == 1
+    bronze = lake.read_table(settings, "bronze.social")
+    assert bronze["date"].tolist() == [D(1991, 1, 4)]
+    q = lake.read_table(settings, "quarantine.social")
+    assert q[["key", "date", "rule", "severity", "line_number"]].values.tolist() == [
+        ["AAPL", D(1985, 1, 2), "created_at_in_calendar", "reject", 1]]
+    assert q["batch_id"].tolist() == [result["batch_id"]] and q["run_id"].tolist() == ["run-1"]
+    # a rerun replaces the same rows (idempotent, GE rows included)
+    social.land_social(settings, drop, D(1985, 1, 1), D(1991, 12, 31), "run-1")
+    pd.testing.assert_frame_equal(q, lake.read_table(settings, "quarantine.social"))
+    built = sentiment.build_sentiment_daily(settings, D(1991, 1, 4), D(1991, 1, 4))
+    assert built["social_messages"] == 1
+
+
+def test_land_news_ge_rules_reject_and_warn(settings: Settings, tmp_path: Path):
+    drop = tmp_path / "news"
+    drop.mkdir()
+    long_headline = "Markets " * 70
+    (drop / "wire_headlines.csv").write_text(
+        f"2025-11-26,Stocks rally\n2025-11-26,\"12,345.6\"\n2025-11-26,{long_headline}\n")
+    result = news.land_news(settings, drop, D(2025, 11, 20), D(2025, 11, 30), "run-1")
+    assert result["by_publisher"]["wire"] == {"received": 3, "landed": 2, "quarantined": 1,
+                                              "quarantined_undated": 0, "outside_interval": 0}
+    assert result["received"] == result["landed"] + result["quarantined"] and result["warned"] == 1
+    bronze = lake.read_table(settings, "bronze.news")
+    assert sorted(bronze["headline"]) == sorted(["Stocks rally", long_headline.strip()])
+    q = lake.read_table(settings, "quarantine.news").sort_values("line_number")
+    assert q[["rule", "severity", "line_number", "source"]].values.tolist() == [
+        ["headline_has_letters", "reject", 2, "wire"], ["headline_length", "warn", 3, "wire"]]
+    assert json.loads(q["values"].iloc[0])["headline"] == "12,345.6"
+    # the rejected headline never reaches sentiment: 2 items count for the next session
+    built = sentiment.build_sentiment_daily(settings, D(2025, 11, 28), D(2025, 11, 28))
+    assert built["news_items"] == 2
+
+
+def test_land_macro_ge_rejects_a_date_given_twice(settings: Settings, tmp_path: Path):
+    drop = tmp_path / "fred"
+    drop.mkdir()
+    (drop / "DGS10.csv").write_text("date,value\n2025-11-24,4.0\n2025-11-25,4.1\n2025-11-25,9.9\n2025-11-26,4.2\n")
+    result = macro.land_macro(settings, drop, D(2025, 1, 1), D(2025, 12, 31), "run-1")
+    assert result["received"] == 4 and result["landed"] == 2 and result["quarantined"] == 2
+    assert result["validation"]["counts_by_rule"]["unique_series_date"] == 2
+    assert sorted(lake.read_table(settings, "bronze.macro")["date"]) == [D(2025, 11, 24), D(2025, 11, 26)]
+    q = lake.read_table(settings, "quarantine.macro").sort_values("line_number")
+    assert q[["key", "date", "rule", "line_number"]].values.tolist() == [
+        ["DGS10", D(2025, 11, 25), "unique_series_date", 3], ["DGS10", D(2025, 11, 25), "unique_series_date", 4]]
+    # neither value of the doubled date reaches the panel: 11-26 shows the 11-24 observation
+    asof = macro.build_macro_asof(settings, D(2025, 11, 26), D(2025, 11, 26))
+    assert asof["validation"] == {k: 0 for k in asof["validation"]}
+    panel = lake.read_table(settings, "silver.macro_asof")
+    assert panel[["date", "observation_date", "value"]].values.tolist() == [[D(2025, 11, 26), D(2025, 11, 24), 4.0]]
+
+
+# --- Great Expectations before predictions and after features (Delta, no Spark) ------------------
+
+
+def _scored(asof: dt.date, preds: list[float]) -> pd.DataFrame:
+    from tickerlake.predict import PREDICTION_COLUMNS
+
+    pred = pd.Series(preds, dtype="float64")
+    frame = pd.DataFrame({"ticker": [f"T{i}" for i in range(len(preds))], "asof_date": asof,
+                          "target_session": D(2024, 1, 3), "event_ts": pd.Timestamp("2024-01-02 21:00", tz="UTC"),
+                          "pred_return": pred, "pred_lo": pred - 0.05, "pred_hi": pred + 0.05,
+                          "rank": pred.rank(ascending=False, method="first").fillna(0).astype("int32"),
+                          "percentile": pred.rank(pct=True), "signal": "neutral", "model_name": "m",
+                          "model_version": "4", "features_version": 3, "run_id": "run-1", "published": False,
+                          "year": 2024})
+    return frame[PREDICTION_COLUMNS].astype({"features_version": "int64", "year": "int32"})
+
+
+def test_publish_predictions_critical_writes_nothing_and_warnings_are_quarantined(settings: Settings):
+    from tickerlake.predict import publish_predictions
+    from tickerlake.validation import CriticalValidationError
+
+    asof = D(2024, 1, 2)
+    bad = _scored(asof, [0.01, float("nan"), 0.02])
+    with pytest.raises(CriticalValidationError, match="finite_pred_return failed for 1 row"):
+        publish_predictions(settings, bad, asof, "run-1", expected_tickers=bad["ticker"])
+    assert not lake.table_exists(settings, "gold.predictions_daily")
+    assert not lake.table_exists(settings, "quarantine.predictions_daily")
+    with pytest.raises(CriticalValidationError, match="no prediction"):
+        publish_predictions(settings, _scored(asof, [0.01]), asof, "run-1", expected_tickers=["T0", "T9"])
+    assert not lake.table_exists(settings, "gold.predictions_daily")
+
+    scored = _scored(asof, [0.01, 0.8, -0.02])
+    out = publish_predictions(settings, scored, asof, "run-1", expected_tickers=scored["ticker"])
+    assert out["warned"] == 1 and out["validation"]["counts_by_rule"]["pred_in_range"] == 1
+    assert len(lake.read_table(settings, "gold.predictions_daily")) == 3  # the warned row is published
+    q = lake.read_table(settings, "quarantine.predictions_daily")
+    assert q[["ticker", "asof_date", "rule", "severity", "run_id", "model_version"]].values.tolist() == [
+        ["T1", asof, "pred_in_range", "warn", "run-1", "4"]]
+    # the same run again: its quarantine rows are replaced, another run's are kept
+    publish_predictions(settings, scored, asof, "run-1")
+    publish_predictions(settings, scored.assign(run_id="run-2"), asof, "run-2")
+    q = lake.read_table(settings, "quarantine.predictions_daily")
+    assert sorted(q["run_id"]) == ["run-1", "run-2"]
+
+
+def _write_features(settings: Settings, frame: pd.DataFrame, silver: pd.DataFrame, lo: dt.date, hi: dt.date) -> None:
+    lake.replace_interval(settings, "gold.features_daily", frame.assign(year=frame["date"].map(lambda d: d.year)), lo, hi)
+    lake.replace_interval(settings, "silver.bars_daily", silver.assign(year=silver["date"].map(lambda d: d.year)), lo, hi)
+
+
+def test_validate_features_reads_gold_and_silver_and_quarantines_warnings(settings: Settings):
+    import numpy as np
+
+    from tickerlake import pipeline, suites
+    from tickerlake.catalog import FEATURE_NAMES
+    from tickerlake.validation import CriticalValidationError
+
+    days = [D(2024, 1, 2), D(2024, 1, 3)]
+    keys = pd.DataFrame([(t, d) for d in days for t in ("AAA", "BBB")], columns=["ticker", "date"])
+    frame = keys.copy()
+    for f in FEATURE_NAMES:
+        frame[f] = float(np.mean(suites.FEATURE_BOUNDS[f]))
+    frame.loc[3, "KMID"] = float("inf")
+    silver = keys.assign(open=1.0, high=1.0, low=1.0, close=1.0, volume=1.0)
+    _write_features(settings, frame, silver, days[0], days[-1])
+
+    out = pipeline.validate_features(settings, days[0], days[-1], "run-1")
+    assert out["rows"] == 4 and out["warned"] == 1 and out["counts_by_rule"]["finite_KMID"] == 1
+    assert out["input_versions"] == {"gold.features_daily": 0, "silver.bars_daily": 0}
+    q = lake.read_table(settings, "quarantine.features_daily")
+    assert q[["ticker", "date", "rule", "severity", "run_id"]].values.tolist() == [
+        ["BBB", days[1], "finite_KMID", "warn", "run-1"]]
+
+    # the Spark job lost a ticker of a session: coverage of the silver tickers is critical
+    _write_features(settings, frame.drop(index=[3]), silver, days[0], days[-1])
+    with pytest.raises(CriticalValidationError, match=r"coverage 1/2 on 2024-01-03.*\['BBB'\]"):
+        pipeline.validate_features(settings, days[0], days[-1], "run-2")
+    assert len(lake.read_table(settings, "quarantine.features_daily")) == 1  # untouched by the failed run

@@ -380,15 +380,13 @@ def test_validation_results_do_not_depend_on_how_the_interval_is_cut(tmp_path):
     assert np.all(whole["date"] >= dt.date(2020, 12, 1))
 
 
-def test_a_backfill_validated_in_pieces_and_in_parallel_gives_the_same_verdicts(tmp_path, monkeypatch):
-    from tickerlake import validation
-
+def test_a_backfill_validated_in_pieces_and_in_parallel_gives_the_same_verdicts(tmp_path):
     s = make(tmp_path, universe_size=60, history_start="2021-01-04")
     start, end = dt.date(2021, 1, 4), dt.date(2021, 12, 31)
     ingest.land_bars(s, "synthetic", start, end, "r", TS, events=True, defect_rate=0.01)
     one = ingest.validate_interval(s, start, end, "r", data_docs=False)
     whole = table(s, "quarantine.bars_daily").drop(columns=["run_id"])
-    monkeypatch.setattr(validation, "CHUNK_ROWS", 2_000)  # about 33 sessions a piece
+    s = dataclasses.replace(s, validation_chunk_rows=2_000)  # about 33 sessions a piece
     pieces = ingest.validate_interval(s, start, end, "r", data_docs=False)
     assert pieces["timings"]["pieces"] > 5
     parallel = ingest.validate_interval(dataclasses.replace(s, validation_workers=2), start, end, "r",

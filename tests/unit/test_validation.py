@@ -12,7 +12,6 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tickerlake import validation
 from tickerlake.calendar import sessions_between
 from tickerlake.validation import (
     CriticalValidationError,
@@ -302,15 +301,14 @@ def test_report_mask_limits_what_is_returned():
     assert result.counts["positive_close"] == 1
 
 
-def test_chunked_validation_equals_one_batch(monkeypatch):
+def test_chunked_validation_equals_one_batch():
     rng = np.random.default_rng(3)
     frame = pd.concat([series(walk(25, seed=i), ticker=f"T{i:02d}") for i in range(40)], ignore_index=True)
     bad = rng.choice(len(frame), 30, replace=False)
     frame.loc[bad, "close"] = 0.0
     frame = pd.concat([frame, frame.iloc[[7, 400, 999]]], ignore_index=True)  # duplicates, far apart
     whole = validate_bars(frame, "r1").quarantine
-    monkeypatch.setattr(validation, "CHUNK_ROWS", 97)
-    chunked = validate_bars(frame.sample(frac=1.0, random_state=1), "r1").quarantine
+    chunked = validate_bars(frame.sample(frac=1.0, random_state=1), "r1", chunk_rows=97).quarantine
     key = ["ticker", "date", "rule"]
     pd.testing.assert_frame_equal(whole.sort_values(key)[key].reset_index(drop=True),
                                   chunked.sort_values(key)[key].reset_index(drop=True))

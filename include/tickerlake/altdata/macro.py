@@ -16,6 +16,11 @@ Missing values (empty, `.`) are landed in bronze as null and never published: th
 for each session, the latest observation that was released by then and had a value, with its
 observation date, so a missing month (2025-10 CPI) shows as the previous month, visibly stale,
 never as a value of its own.
+
+Validation (suites.py): parsed observations, from files and from the API, are judged by the
+Great Expectations suite `macro.rows` before they land (a rejected one goes to quarantine.macro
+with its rule instead of bronze); the panel is judged by `macro_asof.rows` before its write,
+every rule critical (a value released after its session would be a look-ahead).
 """
 
 from __future__ import annotations
@@ -53,6 +58,7 @@ from tickerlake.altdata import (
 )
 from tickerlake.calendar import sessions_between
 from tickerlake.settings import Settings
+from tickerlake.suites import validate_macro, validate_macro_asof
 
 log = logging.getLogger(__name__)
 
@@ -305,8 +311,16 @@ def land_macro(
                                "values": q["values"], "source": FILE_SOURCE, "source_file": path.name,
                                "line_number": q["line_number"], "batch_id": bid, "run_id": run_id})
             counts["quarantined" if q["date"] is not None else "quarantined_undated"] += 1
+    # Great Expectations judges the parsed observations before they land: a rejected one goes to
+    # quarantine with its rule instead of bronze (so never into silver.macro_asof).
+    judged = validate_macro(pd.DataFrame(rows, columns=bronze_schema().names), run_id)
+    rows = [r for r, keep in zip(rows, judged.keep, strict=True) if keep]
+    quarantine += [{**q, "batch_id": bid} for q in judged.quarantine.to_dict("records")]
+    counts["quarantined"] += int(judged.result.rejected.sum())
+    counts["missing_values"] = sum(r["value"] is None for r in rows)
     counts["landed"] = len(rows)
     counts["received"] = counts["landed"] + counts["quarantined"]
+    counts["warned"] = int(judged.result.warned.sum())
 
     source_clause = f"source = {sql_str(FILE_SOURCE)}"
     series_clause = sql_in("series_id", landed_series)
@@ -319,7 +333,8 @@ def land_macro(
         quarantine_predicate(start, end, source_clause, sql_in("key", landed_series)),
     )
     result = {"start": start.isoformat(), "end": end.isoformat(), "batch_id": bid, "series": len(landed_series),
-              **counts, "skipped_files": skipped, "bronze_version": bronze_version, "quarantine_version": q_version}
+              **counts, "skipped_files": skipped, "validation": judged.summary(), "bronze_version": bronze_version,
+              "quarantine_version": q_version}
     log.info("macro files [%s, %s]: %s", start, end, {k: v for k, v in result.items() if k != "skipped_files"})
     return result
 
@@ -551,14 +566,24 @@ def land_fred_api(
     ]
     for r in rows:
         r["value"] = None if r["value"] is None or (isinstance(r["value"], float) and math.isnan(r["value"])) else r["value"]
+    received = len(rows)
+    # the same suite as the files (a vintage twice, a vintage ending before it starts are rejected)
+    judged = validate_macro(pd.DataFrame(rows, columns=bronze_schema().names), run_id)
+    rows = [r for r, keep in zip(rows, judged.keep, strict=True) if keep]
+    quarantine = [{**q, "batch_id": bid} for q in judged.quarantine.to_dict("records")]
     predicate = (
         f"{date_range_predicate('date', start, end)} AND source = {sql_str(API_SOURCE)} AND "
         f"{sql_in('series_id', series_ids)} AND "
         f"{date_range_predicate('realtime_start', realtime_start, realtime_end)}"
     )
     version = replace_where(settings, BRONZE, pa.Table.from_pylist(rows, schema=bronze_schema()), predicate, ("year",))
-    return {"series": len(series_ids), "received": len(rows), "landed": len(rows), "quarantined": 0,
-            "missing_values": sum(r["value"] is None for r in rows), "batch_id": bid, "bronze_version": version}
+    # this batch's quarantine rows (the batch id names the series, dates and vintage window)
+    q_version = replace_where(settings, QUARANTINE, pa.Table.from_pylist(quarantine, schema=quarantine_schema()),
+                              f"source = {sql_str(API_SOURCE)} AND batch_id = {sql_str(bid)}")
+    return {"series": len(series_ids), "received": received, "landed": len(rows),
+            "quarantined": int(judged.result.rejected.sum()), "warned": int(judged.result.warned.sum()),
+            "missing_values": sum(r["value"] is None for r in rows), "batch_id": bid, "bronze_version": version,
+            "quarantine_version": q_version, "validation": judged.summary()}
 
 
 # --- point in time --------------------------------------------------------------------------
@@ -664,6 +689,8 @@ def build_macro_asof(
     bronze = table.to_pandas()
     known = known_observations(bronze)
     panel = asof_panel(known, sessions)
+    # critical: a value from after the session (or a duplicate, a null) stops the run before the write
+    checked = validate_macro_asof(panel)
     panel["year"] = [d.year for d in panel["date"]]
     predicate = date_range_predicate("date", start, end)
     if wanted is not None:
@@ -675,7 +702,7 @@ def build_macro_asof(
     result = {"start": start.isoformat(), "end": end.isoformat(), "sessions": len(sessions),
               "series": int(panel["series_id"].nunique()), "rows": len(panel),
               "bronze_rows_read": len(bronze), "observations_with_value": len(known),
-              "input_versions": {BRONZE: bronze_version}, "version": version}
+              "input_versions": {BRONZE: bronze_version}, "validation": checked.counts, "version": version}
     log.info("macro as-of [%s, %s]: %s", start, end, result)
     return result
 

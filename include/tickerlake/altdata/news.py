@@ -11,7 +11,9 @@ ISO `2020-07-17` or the vendors' own forms (`7:51  PM ET Fri, 17 July 2020`, `18
 for the next session after its day (see sentiment.py), which is safe whatever the hour.
 
 received = landed + quarantined for the interval's lines; lines whose date cannot be read at
-all are quarantined (undated) by every run over the same files.
+all are quarantined (undated) by every run over the same files. Parsed lines are then judged by
+the Great Expectations suite `news.rows` (suites.news_rules): a rejecting rule quarantines the
+line instead of landing it, a warning rule lands it and flags it in quarantine.news.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import pandas as pd
 import pyarrow as pa
 
 from tickerlake.altdata import (
@@ -38,6 +41,7 @@ from tickerlake.altdata import (
     utc_timestamp,
 )
 from tickerlake.settings import Settings
+from tickerlake.suites import validate_news
 
 log = logging.getLogger(__name__)
 
@@ -255,6 +259,17 @@ def land_news(
                 counts["received"] += 1
                 counts["quarantined"] += 1
 
+    # Great Expectations judges the parsed headlines before they land: a rejected one goes to
+    # quarantine with its rule instead of bronze (and so never reaches sentiment), a warned one
+    # lands and is flagged in quarantine too.
+    judged = validate_news(pd.DataFrame(rows, columns=bronze_schema().names), run_id)
+    for r, keep in zip(rows, judged.keep, strict=True):
+        if not keep:
+            per_publisher[r["source"]]["landed"] -= 1
+            per_publisher[r["source"]]["quarantined"] += 1
+    rows = [r for r, keep in zip(rows, judged.keep, strict=True) if keep]
+    quarantine += [{**q, "key": None, "batch_id": bid} for q in judged.quarantine.to_dict("records")]
+
     source_clause = sql_in("source", publishers)
     bronze_version = replace_where(
         settings, BRONZE, pa.Table.from_pylist(rows, schema=bronze_schema()),
@@ -271,6 +286,8 @@ def land_news(
         "batch_id": bid,
         **totals,
         "by_publisher": per_publisher,
+        "warned": int(judged.result.warned.sum()),  # landed, and flagged in quarantine
+        "validation": judged.summary(),  # the GE suite's counts by rule
         "bronze_version": bronze_version,
         "quarantine_version": q_version,
     }

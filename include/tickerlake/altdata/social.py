@@ -12,7 +12,10 @@ A line whose `created_at` cannot be read is judged by its file's date; one in a 
 name is no date has no date (see `altdata.quarantine_predicate`).
 
 Every line of the interval is either landed or quarantined with its reason:
-received = landed + quarantined.
+received = landed + quarantined. A line is quarantined by the parser (its rule says what could
+not be read) or, parsed, by the Great Expectations suite `social.rows` (suites.social_rules):
+a rejecting rule keeps it out of bronze.social, so out of the sentiment built from it; a
+warning rule lands it and adds a `warn` row to quarantine.social.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import pandas as pd
 import pyarrow as pa
 
 from tickerlake.altdata import (
@@ -42,6 +46,7 @@ from tickerlake.altdata import (
     utc_timestamp,
 )
 from tickerlake.settings import Settings
+from tickerlake.suites import validate_social
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +56,11 @@ QUARANTINE = "quarantine.social"
 _CREATED_AT_FORMAT = "%a %b %d %H:%M:%S %z %Y"
 _DATE_NAME = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _ARCHIVE_SUFFIXES = (".tgz", ".tar.gz", ".tar")
+
+
+# The fields of a parsed message (collect_interval's records), before the landing's lineage.
+MESSAGE_COLUMNS = ["message_id", "ticker", "ticker_raw", "created_at", "created_at_raw", "date", "text", "user_id",
+                   "source", "source_file", "line_number"]
 
 
 def bronze_schema() -> pa.Schema:
@@ -299,11 +309,16 @@ def land_social(
     batch = collect_interval(iter_source_files(source_path, wanted), start, end, source)
     logical = utc_timestamp(logical_ts)
 
+    # Great Expectations judges the parsed messages before they land: rejected ones go to
+    # quarantine with their rule instead of bronze, warned ones land and are flagged there too.
+    judged = validate_social(pd.DataFrame(batch.messages, columns=MESSAGE_COLUMNS), run_id)
     messages = [
         {**m, "batch_id": bid, "run_id": run_id, "run_logical_ts": logical, "year": m["date"].year}
-        for m in batch.messages
+        for m, keep in zip(batch.messages, judged.keep, strict=True) if keep
     ]
     quarantine = [{**q, "batch_id": bid, "run_id": run_id} for q in batch.quarantine]
+    quarantine += [{**q, "batch_id": bid} for q in judged.quarantine.to_dict("records")]
+    rejected = int(judged.result.rejected.sum())
 
     source_clause = f"source = {sql_str(source)}"
     ticker_clause = None if wanted is None else sql_in("ticker", wanted)
@@ -321,20 +336,23 @@ def land_social(
         pa.Table.from_pylist(quarantine, schema=quarantine_schema()),
         quarantine_predicate(start, end, source_clause, q_extra),
     )
-    dated_q = sum(1 for q in quarantine if q["date"] is not None)
+    dated_q = sum(1 for q in batch.quarantine if q["date"] is not None)
     by_rule: dict[str, int] = {}
     for q in quarantine:
-        by_rule[q["rule"]] = by_rule.get(q["rule"], 0) + 1
+        if q["severity"] == "reject":
+            by_rule[q["rule"]] = by_rule.get(q["rule"], 0) + 1
     result = {
         "source": source,
         "start": start.isoformat(),
         "end": end.isoformat(),
         "batch_id": bid,
-        "received": len(messages) + dated_q,
+        "received": len(messages) + dated_q + rejected,
         "landed": len(messages),
-        "quarantined": dated_q,
-        "quarantined_undated": len(quarantine) - dated_q,
-        "quarantine_by_rule": dict(sorted(by_rule.items())),
+        "quarantined": dated_q + rejected,  # lines: a line rejected by two rules counts once
+        "quarantined_undated": len(batch.quarantine) - dated_q,
+        "warned": int(judged.result.warned.sum()),  # landed, and flagged in quarantine
+        "quarantine_by_rule": dict(sorted(by_rule.items())),  # reject rows by rule (parse and GE)
+        "validation": judged.summary(),  # the GE suite's counts by rule
         "lines_read": batch.lines_read,
         "lines_outside_interval": batch.outside_interval,
         "files_read": batch.files_read,

@@ -1,0 +1,203 @@
+"""Alerts through Airflow notifiers: task failure, promotion decision, data-quality breach, and a
+deadline alert when the signal report has not gone out by a set time.
+
+Every alert is a short email through the same path as the report (emailer: SendGrid's v3 API with
+connection `sendgrid_default`, retries on 429/5xx, one send per alert; with no key, an .eml file
+under outbox/alerts/<session>/). Alerts carry ids, counts and reasons only: never a credential
+(the key stays in the Authorization header) and never row data beyond ticker and rule names.
+
+Wiring (the DAG only refers to these):
+- `TickerlakeNotifier("task_failure")` as `on_failure_callback` (default_args);
+- `TickerlakeNotifier("promotion_decision")` as `on_success_callback` of model.train_and_promote;
+- `TickerlakeNotifier("data_quality_breach")` as `on_success_callback` of ingest.validate_bars
+  (it sends only when the rejected share is above settings.alert_reject_share);
+- `report_deadline_alert(settings)` as the DAG's `deadline=` (a DeadlineAlert whose callback,
+  `report_deadline_missed`, sends unless the session's report is already recorded as sent).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import html
+import logging
+import time
+from collections.abc import Callable
+
+from airflow.sdk.bases.notifier import BaseNotifier
+
+from tickerlake.settings import Settings, load_settings
+
+log = logging.getLogger(__name__)
+
+KINDS = ("task_failure", "promotion_decision", "data_quality_breach", "report_deadline")
+DEFAULT_SENDER = "signals@tickerlake.local"
+DEFAULT_RECIPIENTS = "traders@tickerlake.local"
+
+
+def sendgrid_settings(conn_id: str = "sendgrid_default", *, alerts: bool = False) -> tuple[str | None, str, list[str]]:
+    """API key (connection password), sender and recipients (extras) of the connection, if defined:
+    the report's `recipients`, or for alerts `alert_recipients` (falling back to `recipients`)."""
+    from airflow.exceptions import AirflowNotFoundException
+    from airflow.sdk import Connection
+
+    try:
+        conn = Connection.get(conn_id)
+    except AirflowNotFoundException:
+        return None, DEFAULT_SENDER, [DEFAULT_RECIPIENTS]
+    extra = conn.extra_dejson
+    wanted = (extra.get("alert_recipients") if alerts else None) or extra.get("recipients") or DEFAULT_RECIPIENTS
+    recipients = [r.strip() for r in str(wanted).split(",") if r.strip()]
+    return conn.password or None, extra.get("from_email", DEFAULT_SENDER), recipients
+
+
+def send_alert(settings: Settings, kind: str, session: str, subject: str, lines: list[str],
+               api_key: str | None, sender: str, recipients: list[str],
+               sleep: Callable[[float], None] = time.sleep) -> dict:
+    """One alert email: SendGrid (recorded once sent: the same alert is not sent twice) or an .eml."""
+    from tickerlake.emailer import Message, send_with_sendgrid, write_eml
+
+    if kind not in KINDS:
+        raise ValueError(f"unknown alert kind {kind!r}; one of {KINDS}")
+    text = "\n".join(lines) + "\n"
+    body = "<br>\n".join(html.escape(line) for line in lines)
+    page = f'<!doctype html><html><body><p><strong>{html.escape(subject)}</strong></p><p>{body}</p></body></html>'
+    message = Message(f"[tickerlake {kind}] {subject}", page, text, sender, tuple(recipients))
+    folder = settings.outbox_dir / "alerts" / session
+    key = f"{kind}-{message.digest()[:16]}"
+    if api_key and settings.email_mode != "dry-run":
+        day = dt.date.fromisoformat(session) if _is_date(session) else dt.date(1970, 1, 1)
+        result = send_with_sendgrid(settings, day, message, api_key, sleep=sleep, marker=folder / f"sent-{key}.json")
+        return {**result, "kind": kind}
+    path = write_eml(folder / f"{key}.eml", message)
+    log.info("alert %s for %s written to %s (dry run)", kind, session, path)
+    return {"mode": "dry-run", "kind": kind, "path": str(path)}
+
+
+def _is_date(text: str) -> bool:
+    try:
+        dt.date.fromisoformat(text)
+    except ValueError:
+        return False
+    return True
+
+
+# --- what each alert says -------------------------------------------------------------------------
+
+
+def quality_breach(result: dict | None, max_reject_share: float) -> list[str] | None:
+    """Lines of a data-quality alert for a validate_bars result, or None when within bounds."""
+    if not result:
+        return None
+    received = int(result.get("rows_received") or 0)
+    rejected = int(result.get("rows_rejected") or 0)
+    share = rejected / received if received else 0.0
+    if share <= max_reject_share:
+        return None
+    lines = [f"{rejected} of {received} rows rejected ({share:.1%}, limit {max_reject_share:.1%})"]
+    for rule, n in sorted((result.get("counts_by_rule") or {}).items(), key=lambda kv: -int(kv[1] or 0)):
+        if n:
+            lines.append(f"  rule {rule}: {n}")
+    return lines
+
+
+def decision_lines(decision: dict | None) -> list[str] | None:
+    if not decision:
+        return None
+    lines = [f"candidate v{decision.get('candidate_version')}: {decision.get('decision')}"]
+    if decision.get("holdout_rank_ic") is not None:
+        lines.append(f"holdout rank IC {float(decision['holdout_rank_ic']):.4f}")
+    gates = decision.get("gates") or {}
+    if isinstance(gates, dict):
+        lines += [f"  {gate}: {'pass' if ok else 'fail'}" for gate, ok in gates.items()]
+    return lines
+
+
+def _session_of(context) -> str:
+    ti = context.get("ti")
+    if ti is not None:
+        session = ti.xcom_pull(task_ids="calendar_gate")
+        if session:
+            return str(session)
+    logical = context.get("logical_date")
+    return logical.date().isoformat() if logical is not None else "unknown"
+
+
+class TickerlakeNotifier(BaseNotifier):
+    """An Airflow notifier for the alert `kind` (see the module docstring)."""
+
+    template_fields = ()
+
+    def __init__(self, kind: str, conn_id: str = "sendgrid_default"):
+        super().__init__()
+        if kind not in KINDS:
+            raise ValueError(f"unknown alert kind {kind!r}; one of {KINDS}")
+        self.kind = kind
+        self.conn_id = conn_id
+
+    def lines(self, context, settings: Settings) -> tuple[str, list[str]] | None:
+        """(subject, lines) of the alert for this context, or None for nothing to say."""
+        ti = context.get("ti")
+        task_id = getattr(ti, "task_id", "?")
+        run_id = context.get("run_id", "?")
+        if self.kind == "task_failure":
+            error = context.get("exception")
+            return f"{task_id} failed", [f"task {task_id} of run {run_id} failed"
+                                         f" (try {getattr(ti, 'try_number', '?')})",
+                                         f"error: {type(error).__name__ if error else 'unknown'}: {error}"]
+        if self.kind == "promotion_decision":
+            decision = ti.xcom_pull(task_ids=task_id) if ti is not None else None
+            lines = decision_lines(decision)
+            return (f"model decision: {decision.get('decision')}", lines) if lines else None
+        if self.kind == "data_quality_breach":
+            result = ti.xcom_pull(task_ids=task_id) if ti is not None else None
+            lines = quality_breach(result, settings.alert_reject_share)
+            return ("data quality breach", [f"task {task_id} of run {run_id}", *lines]) if lines else None
+        return None
+
+    def notify(self, context) -> None:
+        settings = load_settings()
+        said = self.lines(context, settings)
+        if said is None:
+            return
+        subject, lines = said
+        api_key, sender, recipients = sendgrid_settings(self.conn_id, alerts=True)
+        send_alert(settings, self.kind, _session_of(context), subject, lines, api_key, sender, recipients)
+
+
+# --- the report deadline --------------------------------------------------------------------------
+
+
+def report_sent(settings: Settings, session: str) -> bool:
+    """The session's report went out: a SendGrid sent-marker, or its dry run, under outbox/<session>/."""
+    folder = settings.outbox_dir / session
+    return folder.is_dir() and (any(folder.glob("sent-*.json")) or (folder / "report.eml").exists())
+
+
+def report_deadline_missed(context: dict | None = None, conn_id: str = "sendgrid_default") -> dict:
+    """The DeadlineAlert callback: alert unless the session's report is recorded as sent."""
+    from tickerlake.calendar import session_of_logical_date
+
+    settings = load_settings()
+    run = (context or {}).get("dag_run") or {}
+    logical = run.get("logical_date")
+    when = dt.datetime.fromisoformat(str(logical).replace("Z", "+00:00")) if logical else None
+    session = session_of_logical_date(when).isoformat() if when is not None else "unknown"
+    if session != "unknown" and report_sent(settings, session):
+        return {"sent": False, "reason": f"the report of {session} went out"}
+    deadline = ((context or {}).get("deadline") or {}).get("deadline_time")
+    api_key, sender, recipients = sendgrid_settings(conn_id, alerts=True)
+    result = send_alert(settings, "report_deadline", session, f"no signal report for {session} yet",
+                        [f"run {run.get('run_id', '?')} of {run.get('dag_id', 'tickerlake_daily')}: the report of "
+                         f"{session} had not gone out by {deadline}", f"run state: {run.get('state', '?')}"],
+                        api_key, sender, recipients)
+    return {"sent": True, **result}
+
+
+def report_deadline_alert(settings: Settings):
+    """DeadlineAlert: settings.report_deadline_minutes after the run's logical time (the close + 30 min)."""
+    from airflow.sdk.definitions.callback import SyncCallback
+    from airflow.sdk.definitions.deadline import DeadlineAlert, DeadlineReference
+
+    return DeadlineAlert(reference=DeadlineReference.DAGRUN_LOGICAL_DATE,
+                         interval=dt.timedelta(minutes=settings.report_deadline_minutes),
+                         callback=SyncCallback(report_deadline_missed))
