@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
-import email.utils
 import hashlib
 import json
 import logging
@@ -29,6 +28,7 @@ from dataclasses import dataclass
 from email.message import EmailMessage
 from pathlib import Path
 
+from tickerlake.http_retry import retry_after_seconds, utc_now
 from tickerlake.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -171,27 +171,6 @@ class _RedactSecrets(logging.Filter):
         return True
 
 
-def _retry_after_seconds(headers, now: Callable[[], dt.datetime]) -> float | None:
-    """Retry-After as seconds (delta-seconds or an HTTP date), None when absent or unreadable."""
-    raw = headers.get("Retry-After") if headers is not None else None
-    if raw is None:
-        return None
-    raw = str(raw).strip()
-    if raw.isdigit():
-        return float(raw)
-    try:
-        when = email.utils.parsedate_to_datetime(raw)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=dt.UTC)
-    return max(0.0, (when - now()).total_seconds())
-
-
-def _utc_now() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)  # wall-clock ok: only to turn an HTTP-date Retry-After into a wait
-
-
 def _body_text(body) -> str:
     if isinstance(body, bytes):
         return body.decode("utf-8", errors="replace")
@@ -205,7 +184,7 @@ def sent_marker(settings: Settings, asof: dt.date, digest: str) -> Path:
 
 def send_with_sendgrid(settings: Settings, asof: dt.date, message: Message, api_key: str,
                        sleep: Callable[[float], None] = time.sleep,
-                       now: Callable[[], dt.datetime] = _utc_now, marker: Path | None = None) -> dict:
+                       now: Callable[[], dt.datetime] = utc_now, marker: Path | None = None) -> dict:
     """Send once per (session, message): retries on 429/5xx/connection errors, raises on other non-2xx.
     `marker` (default: sent_marker of the session and message) records the success."""
     from python_http_client.exceptions import HTTPError
@@ -247,7 +226,7 @@ def send_with_sendgrid(settings: Settings, asof: dt.date, message: Message, api_
                 raise DeliveryError(f"SendGrid still answered {status or 'no response'} after {attempts} attempts: "
                                     f"{body}", status=status, body=body) from None
             backoff = settings.sendgrid_backoff_seconds * 2 ** (attempts - 1)
-            asked = _retry_after_seconds(headers, now)
+            asked = retry_after_seconds(headers.get("Retry-After") if headers is not None else None, now)
             wait = min(max(backoff, asked or 0.0), settings.sendgrid_max_wait_seconds)
             log.warning("SendGrid answered %s (attempt %d of %d); retrying in %.1fs",
                         status or body, attempts, settings.sendgrid_max_attempts, wait)

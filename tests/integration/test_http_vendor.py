@@ -16,8 +16,9 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 import pytest
 
+from tickerlake.http_retry import retry_after_seconds as _retry_after_seconds
 from tickerlake.sources import OUTPUT_COLUMNS, SourceFormatError, VendorError, fetch_bars
-from tickerlake.sources.http_vendor import _retry_after_seconds, api_key_from_connection, fetch_tiingo_bars
+from tickerlake.sources.http_vendor import api_key_from_connection, fetch_tiingo_bars
 
 pytestmark = pytest.mark.integration
 

@@ -57,6 +57,7 @@ from tickerlake.altdata import (
     utc_timestamp,
 )
 from tickerlake.calendar import sessions_between
+from tickerlake.http_retry import retry_after_seconds
 from tickerlake.settings import Settings
 from tickerlake.suites import validate_macro, validate_macro_asof
 
@@ -423,7 +424,7 @@ def _get(url: str, timeout: float) -> _Answer:
             return _Answer(resp.status, resp.read(), None, "ok")
     except urllib.error.HTTPError as exc:
         try:
-            wait = float(exc.headers.get("Retry-After")) if exc.headers and exc.headers.get("Retry-After") else None
+            wait = retry_after_seconds(exc.headers.get("Retry-After")) if exc.headers else None
         except ValueError:
             wait = None
         try:

@@ -37,7 +37,6 @@ Behaviour:
 from __future__ import annotations
 
 import datetime as dt
-import email.utils
 import logging
 import math
 import threading
@@ -49,6 +48,7 @@ import numpy as np
 import pandas as pd
 import requests
 
+from tickerlake.http_retry import retry_after_seconds
 from tickerlake.sources import SourceFormatError, VendorError
 from tickerlake.tickers import canonical_ticker, vendor_ticker
 
@@ -165,7 +165,7 @@ class TiingoClient:
                     )
                 delay = self._backoff(attempt)
                 if response.status_code == 429:
-                    retry_after = _retry_after_seconds(response.headers.get("Retry-After"))
+                    retry_after = retry_after_seconds(response.headers.get("Retry-After"))
                     if retry_after is not None:
                         if retry_after > self.max_retry_after:
                             raise VendorError(
@@ -276,19 +276,3 @@ def _number(value, where: str) -> float:
     return float(value)
 
 
-def _retry_after_seconds(value: str | None) -> float | None:
-    """Retry-After as seconds: delta-seconds or an HTTP date (RFC 9110); None if absent or unreadable."""
-    if not value:
-        return None
-    value = value.strip()
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=dt.UTC)
-    return max(0.0, (when - dt.datetime.now(dt.UTC)).total_seconds())  # wall-clock ok: an HTTP-date Retry-After
