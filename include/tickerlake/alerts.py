@@ -11,8 +11,10 @@ Wiring (the DAG only refers to these):
 - `TickerlakeNotifier("promotion_decision")` as `on_success_callback` of model.train_and_promote;
 - `TickerlakeNotifier("data_quality_breach")` as `on_success_callback` of ingest.validate_bars
   (it sends only when the rejected share is above settings.alert_reject_share);
-- `report_deadline_alert(settings)` as the DAG's `deadline=` (a DeadlineAlert whose callback,
-  `report_deadline_missed`, sends unless the session's report is already recorded as sent).
+- `check_report_deadline` from the DAG `tickerlake_report_deadline`, which runs at the deadline
+  (`deadline_cron`: the daily run's 18:30 plus settings.report_deadline_minutes) and sends unless
+  the session's report is already recorded as sent. (Airflow 3.3.2's DAG `deadline=` makes
+  `dag.test()` fail with a database error, so the deadline is a scheduled check instead.)
 """
 
 from __future__ import annotations
@@ -173,31 +175,24 @@ def report_sent(settings: Settings, session: str) -> bool:
     return folder.is_dir() and (any(folder.glob("sent-*.json")) or (folder / "report.eml").exists())
 
 
-def report_deadline_missed(context: dict | None = None, conn_id: str = "sendgrid_default") -> dict:
-    """The DeadlineAlert callback: alert unless the session's report is recorded as sent."""
-    from tickerlake.calendar import session_of_logical_date
-
-    settings = load_settings()
-    run = (context or {}).get("dag_run") or {}
-    logical = run.get("logical_date")
-    when = dt.datetime.fromisoformat(str(logical).replace("Z", "+00:00")) if logical else None
-    session = session_of_logical_date(when).isoformat() if when is not None else "unknown"
+def check_report_deadline(settings: Settings, session: str, run_label: str, deadline: str,
+                          conn_id: str = "sendgrid_default", detail: str | None = None) -> dict:
+    """At the report's deadline: alert (once) unless the session's report is recorded as sent."""
     if session != "unknown" and report_sent(settings, session):
         return {"sent": False, "reason": f"the report of {session} went out"}
-    deadline = ((context or {}).get("deadline") or {}).get("deadline_time")
     api_key, sender, recipients = sendgrid_settings(conn_id, alerts=True)
-    result = send_alert(settings, "report_deadline", session, f"no signal report for {session} yet",
-                        [f"run {run.get('run_id', '?')} of {run.get('dag_id', 'tickerlake_daily')}: the report of "
-                         f"{session} had not gone out by {deadline}", f"run state: {run.get('state', '?')}"],
+    lines = [f"{run_label}: the report of {session} had not gone out by {deadline}"]
+    if detail:
+        lines.append(detail)
+    result = send_alert(settings, "report_deadline", session, f"no signal report for {session} yet", lines,
                         api_key, sender, recipients)
     return {"sent": True, **result}
 
 
-def report_deadline_alert(settings: Settings):
-    """DeadlineAlert: settings.report_deadline_minutes after the run's logical time (the close + 30 min)."""
-    from airflow.sdk.definitions.callback import SyncCallback
-    from airflow.sdk.definitions.deadline import DeadlineAlert, DeadlineReference
-
-    return DeadlineAlert(reference=DeadlineReference.DAGRUN_LOGICAL_DATE,
-                         interval=dt.timedelta(minutes=settings.report_deadline_minutes),
-                         callback=SyncCallback(report_deadline_missed))
+def deadline_cron(settings: Settings, run_hour: int = 18, run_minute: int = 30) -> str:
+    """Cron (New York time, weekdays) of the report deadline: the daily run's time plus
+    settings.report_deadline_minutes (the daily DAG runs at 18:30)."""
+    minutes = run_hour * 60 + run_minute + int(settings.report_deadline_minutes)
+    if minutes >= 24 * 60:
+        raise ValueError(f"report deadline {settings.report_deadline_minutes} min after 18:30 passes midnight")
+    return f"{minutes % 60} {minutes // 60} * * 1-5"

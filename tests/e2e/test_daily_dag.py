@@ -122,3 +122,25 @@ def test_every_analyst_view_answers_with_rows(daily_run):
         assert sql.query(settings, f"SELECT count(*) AS n FROM {name}")["n"][0] > 0, name
     signals = sql.run_curated(settings, "todays_signals")
     assert len(signals) == settings.universe_size
+
+
+def _load(name: str):
+    spec = importlib.util.spec_from_file_location(f"{name}_dag", PROJECT_ROOT / "dags" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.dag
+
+
+def test_report_deadline_alerts_only_for_a_session_without_its_report(daily_run):
+    """The deadline DAG after the daily run: its session's report went out (a dry run), so no alert;
+    the session before had no daily run (it was seeded by the CLI), so one alert, as an .eml."""
+    settings, _ = daily_run
+    deadline_dag = _load("tickerlake_report_deadline")
+    for session in (LAST_SESSION, dt.date(2025, 12, 30)):
+        logical = dt.datetime.combine(session, dt.time(21, 0), tzinfo=EXCHANGE_TZ)
+        run = deadline_dag.test(logical_date=logical)
+        assert str(run.state) in ("success", "DagRunState.SUCCESS")
+    assert not list((settings.outbox_dir / "alerts" / LAST_SESSION.isoformat()).glob("report_deadline-*"))
+    alerts = list((settings.outbox_dir / "alerts" / "2025-12-30").glob("report_deadline-*.eml"))
+    assert len(alerts) == 1
+    assert "no signal report for 2025-12-30 yet" in alerts[0].read_text()

@@ -359,9 +359,9 @@ def test_no_key_writes_the_dry_run_message_with_its_charts(settings, sendgrid):
 
 
 def test_report_deadline_alert_is_sent_once_and_not_after_the_report(settings, sendgrid, monkeypatch):
-    """The DeadlineAlert callback with the context Airflow gives it, the key from a real Airflow
-    connection (AIRFLOW_CONN_SENDGRID_DEFAULT), settings from the environment."""
-    from tickerlake.alerts import report_deadline_missed
+    """The deadline check of DAG tickerlake_report_deadline, the key from a real Airflow connection
+    (AIRFLOW_CONN_SENDGRID_DEFAULT)."""
+    from tickerlake.alerts import check_report_deadline
     from tickerlake.emailer import deliver
 
     monkeypatch.setenv("TICKERLAKE_HOME", str(settings.home))
@@ -369,18 +369,19 @@ def test_report_deadline_alert_is_sent_once_and_not_after_the_report(settings, s
     monkeypatch.setenv("AIRFLOW_CONN_SENDGRID_DEFAULT", json.dumps(
         {"conn_type": "sendgrid", "password": API_KEY,
          "extra": {"from_email": SENDER, "recipients": ",".join(RECIPIENTS)}}))
-    context = {"dag_run": {"dag_id": "tickerlake_daily", "run_id": "scheduled__2025-12-05T23:30:00+00:00",
-                           "logical_date": "2025-12-05T23:30:00Z", "state": "running"},
-               "deadline": {"id": "d-1", "deadline_time": "2025-12-06T02:00:00+00:00"}}
-    first = report_deadline_missed(context)
+    def check():
+        return check_report_deadline(settings, ASOF.isoformat(), "run scheduled__2025-12-06T02:00:00+00:00",
+                                     "2025-12-06T02:00:00+00:00")
+
+    first = check()
     assert first["sent"] and first["mode"] == "sendgrid" and len(sendgrid.accepted) == 1
     alert = sendgrid.accepted[0]
     assert alert["subject"] == f"[tickerlake report_deadline] no signal report for {ASOF} yet"
     assert [a["email"] for a in alert["personalizations"][0]["to"]] == RECIPIENTS
     assert "had not gone out by 2025-12-06T02:00:00+00:00" in alert["content"][0]["value"]
-    assert report_deadline_missed(context)["already_sent"] is True and len(sendgrid.requests) == 1
+    assert check()["already_sent"] is True and len(sendgrid.requests) == 1
     deliver(settings, ASOF, _report(settings), API_KEY, SENDER, RECIPIENTS)  # the report goes out
-    assert report_deadline_missed(context) == {"sent": False, "reason": f"the report of {ASOF} went out"}
+    assert check() == {"sent": False, "reason": f"the report of {ASOF} went out"}
     assert len(sendgrid.accepted) == 2  # the report, and the one alert
     for path in settings.home.rglob("*"):
         if path.is_file():
