@@ -157,9 +157,27 @@ def cmd_sql(settings: Settings, args: argparse.Namespace) -> str | None:
 def cmd_bench(settings: Settings, args: argparse.Namespace) -> dict:
     from tickerlake.bench import bench_ingest
 
+    if args.what == "drain":
+        from tickerlake.intraday.bench import bench_drain
+
+        return bench_drain(settings, args.out, progress=_progress)
     if args.what != "ingest":
         raise ValueError(f"no benchmark {args.what!r} yet (available: ingest)")
     return bench_ingest(settings, args.out, progress=_progress)
+
+
+def cmd_replay(settings: Settings, args: argparse.Namespace) -> dict:
+    from tickerlake.intraday.replay import replay
+
+    return replay(settings, args.source, path=args.path, start=args.start, end=args.end, speed=args.speed,
+                  topic=args.topic, progress=_progress)
+
+
+def cmd_drain(settings: Settings, args: argparse.Namespace) -> dict:
+    from tickerlake.intraday.service import drain_and_record
+
+    run_id = args.run_id or f"cli__drain__{time.strftime('%Y%m%dT%H%M%S')}"  # wall-clock ok: a run label
+    return drain_and_record(settings, run_id, topic=args.topic)
 
 
 def cmd_demo(settings: Settings, args: argparse.Namespace) -> dict:
@@ -219,8 +237,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--param", action="append", default=[], metavar="NAME=VALUE",
                    help="integer parameter of a curated query, e.g. ref_weeks=52 (repeatable)")
     p = add("bench", cmd_bench, "benchmarks that print their figures and write them as JSON")
-    p.add_argument("what", choices=["ingest"])
+    p.add_argument("what", choices=["ingest", "drain"])
     p.add_argument("--out", required=True, help="JSON file for the figures")
+    p = add("replay", cmd_replay, "publish 5-minute bars (Stooq files or synthetic) to the intraday topic")
+    p.add_argument("--source", choices=["stooq", "synthetic"], required=True)
+    p.add_argument("--path", help="Stooq folder (default ../shared/data/stooq_5min_2026)")
+    p.add_argument("--start", type=_date, help="first session (New York date)")
+    p.add_argument("--end", type=_date, help="last session (New York date)")
+    p.add_argument("--speed", type=float, default=0.0, help="N times real speed; 0 = as fast as the broker takes them")
+    p.add_argument("--topic", help="default: settings.intraday_topic (market.bars.5m)")
+    p = add("drain", cmd_drain, "drain the intraday topic into Delta exactly once (Spark, Trigger.AvailableNow)")
+    p.add_argument("--run-id", help="run label in the tables and ops.pipeline_runs")
+    p.add_argument("--topic", help="default: settings.intraday_topic (market.bars.5m)")
     p = add("demo", cmd_demo, "seed a synthetic market and run the daily DAG over its last sessions")
     p.add_argument("--end", default=DEMO_END, help=f"last demo session (default {DEMO_END})")
     p.add_argument("--sessions", type=int, default=DEMO_DAG_SESSIONS, help="daily DAG runs to backfill")

@@ -100,6 +100,7 @@ def server_properties(settings: Settings) -> str:
         "auto.create.topics.enable": "true",
         "group.initial.rebalance.delay.ms": "0",
         "log.retention.hours": "168",
+        "log.retention.check.interval.ms": str(settings.kafka_retention_check_ms),
     }
     return "".join(f"{k}={v}\n" for k, v in props.items())
 
