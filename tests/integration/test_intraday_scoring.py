@@ -47,9 +47,9 @@ def test_the_sessions_latest_bars_are_scored_by_the_champion(make_settings, tmp_
     land_bars(settings, "synthetic", start, ASOF, "seed", logical)
     validate_interval(settings, start, ASOF, "seed")
     features_in_process(settings, start, ASOF)
+    apply(settings)  # setup's feast apply: training reads its set through the feature service
     decision = train_and_promote(settings, ASOF)
     assert decision["decision"] == "promoted", decision
-    apply(settings)
     materialize(settings, ASOF, ASOF, ["daily_features"])
 
     bars = synthetic_bars(settings, SESSION, SESSION)
