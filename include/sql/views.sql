@@ -23,7 +23,7 @@ CREATE OR REPLACE VIEW quarantine.news AS SELECT * FROM delta_scan('${lake_root}
 CREATE OR REPLACE VIEW quarantine.social AS SELECT * FROM delta_scan('${lake_root}/quarantine/social');
 CREATE OR REPLACE VIEW quarantine.macro AS SELECT * FROM delta_scan('${lake_root}/quarantine/macro');
 CREATE OR REPLACE VIEW quarantine.features_daily AS SELECT * FROM delta_scan('${lake_root}/quarantine/features_daily');
-CREATE OR REPLACE VIEW quarantine.predictions_daily AS SELECT *, asof_date AS date FROM delta_scan('${lake_root}/quarantine/predictions_daily');
+CREATE OR REPLACE VIEW quarantine.predictions_daily AS SELECT * FROM delta_scan('${lake_root}/quarantine/predictions_daily');
 
 -- silver: cleaned and point-in-time tables
 CREATE OR REPLACE VIEW silver.bars_daily AS SELECT * FROM delta_scan('${lake_root}/silver/bars_daily');

@@ -83,14 +83,14 @@ def test_no_predictions_renders_the_reason():
 
 
 def test_retry_after_as_seconds_or_http_date():
-    from tickerlake.emailer import _retry_after_seconds
+    from tickerlake.http_retry import retry_after_seconds
 
     now = dt.datetime(2026, 1, 2, 15, 0, 0, tzinfo=dt.UTC)
-    assert _retry_after_seconds({"Retry-After": "7"}, lambda: now) == 7.0
+    assert retry_after_seconds("7", lambda: now) == 7.0
     later = email.utils.format_datetime(now + dt.timedelta(seconds=30), usegmt=True)
-    assert _retry_after_seconds({"Retry-After": later}, lambda: now) == 30.0
-    assert _retry_after_seconds({}, lambda: now) is None
-    assert _retry_after_seconds({"Retry-After": "soon"}, lambda: now) is None
+    assert retry_after_seconds(later, lambda: now) == 30.0
+    assert retry_after_seconds(None, lambda: now) is None
+    assert retry_after_seconds("soon", lambda: now) is None
 
 
 def test_message_digest_changes_with_any_part():
