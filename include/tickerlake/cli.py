@@ -180,6 +180,12 @@ def cmd_drain(settings: Settings, args: argparse.Namespace) -> dict:
     return drain_and_record(settings, run_id, topic=args.topic)
 
 
+def cmd_maintenance(settings: Settings, args: argparse.Namespace) -> dict:
+    from tickerlake.maintenance import maintenance_in_process
+
+    return maintenance_in_process(settings, args.table or None, dry_run=args.dry_run)
+
+
 def cmd_demo(settings: Settings, args: argparse.Namespace) -> dict:
     from tickerlake.demo import run_demo
 
@@ -249,6 +255,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("drain", cmd_drain, "drain the intraday topic into Delta exactly once (Spark, Trigger.AvailableNow)")
     p.add_argument("--run-id", help="run label in the tables and ops.pipeline_runs")
     p.add_argument("--topic", help="default: settings.intraday_topic (market.bars.5m)")
+    p = add("maintenance", cmd_maintenance, "compact (OPTIMIZE, Z-ordered by ticker) and VACUUM the silver and "
+                                            "gold tables, keeping every Delta version a registered model names")
+    p.add_argument("--table", action="append", default=[], metavar="LAYER.TABLE",
+                   help="a table to maintain (repeatable; default: the silver and gold tables that exist)")
+    p.add_argument("--dry-run", action="store_true",
+                   help="report protected versions, retention and what VACUUM would delete; change nothing")
     p = add("demo", cmd_demo, "seed a synthetic market and run the daily DAG over its last sessions")
     p.add_argument("--end", default=DEMO_END, help=f"last demo session (default {DEMO_END})")
     p.add_argument("--sessions", type=int, default=DEMO_DAG_SESSIONS, help="daily DAG runs to backfill")

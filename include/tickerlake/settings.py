@@ -93,6 +93,10 @@ class Settings:
     live_ic_window: int = 20  # sessions in the rolling live rank IC and coverage
     alert_reject_share: float = 0.05  # data-quality alert above this share of rejected rows in a session
     report_deadline_minutes: int = 150  # deadline alert: no report this long after the run's logical time
+    # --- Delta maintenance (tickerlake.maintenance) ------------------------------------------
+    maintenance_retention_hours: float = 168.0  # VACUUM keeps at least this much history
+    maintenance_margin_hours: float = 24.0  # added to the age of the oldest version a model was trained on
+    maintenance_headroom_hours: float = 336.0  # kept beyond that on pinned tables, until a later run
 
     # --- derived locations inside the state folder -------------------------------------
     @property
@@ -214,4 +218,7 @@ def load_settings(home: str | os.PathLike[str] | None = None) -> Settings:
         live_ic_window=_env_int("TICKERLAKE_LIVE_IC_WINDOW", 20),
         alert_reject_share=_env_float("TICKERLAKE_ALERT_REJECT_SHARE", 0.05),
         report_deadline_minutes=_env_int("TICKERLAKE_REPORT_DEADLINE_MINUTES", 150),
+        maintenance_retention_hours=_env_float("TICKERLAKE_MAINTENANCE_RETENTION_HOURS", 168.0),
+        maintenance_margin_hours=_env_float("TICKERLAKE_MAINTENANCE_MARGIN_HOURS", 24.0),
+        maintenance_headroom_hours=_env_float("TICKERLAKE_MAINTENANCE_HEADROOM_HOURS", 336.0),
     )
