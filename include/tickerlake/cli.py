@@ -69,6 +69,12 @@ def cmd_features(settings: Settings, args: argparse.Namespace) -> dict:
     return features_in_process(settings, args.start, args.end)
 
 
+def cmd_catalog(settings: Settings, args: argparse.Namespace) -> str:
+    from tickerlake.catalog import catalogue_document
+
+    return catalogue_document().rstrip("\n")  # print() adds the last newline
+
+
 def cmd_backfill(settings: Settings, args: argparse.Namespace) -> dict:
     """Seed history: ingest + validate + features for a range, one write per table."""
     _progress(f"ingest {args.start} .. {args.end} from {args.source}")
@@ -161,8 +167,12 @@ def cmd_bench(settings: Settings, args: argparse.Namespace) -> dict:
         from tickerlake.intraday.bench import bench_drain
 
         return bench_drain(settings, args.out, progress=_progress)
+    if args.what == "features":
+        from tickerlake.features_bench import bench_features
+
+        return bench_features(settings, args.out, tiers=args.tiers, progress=_progress)
     if args.what != "ingest":
-        raise ValueError(f"no benchmark {args.what!r} yet (available: ingest)")
+        raise ValueError(f"no benchmark {args.what!r} yet (available: ingest, drain, features)")
     return bench_ingest(settings, args.out, progress=_progress)
 
 
@@ -208,6 +218,7 @@ def build_parser() -> argparse.ArgumentParser:
     add("up", cmd_up, "start Airflow, MLflow and the Kafka broker on 127.0.0.1")
     add("down", cmd_down, "stop the local services")
     add("status", cmd_status, "show the local services")
+    add("catalog", cmd_catalog, "the feature catalogue as Markdown (docs/features.md)")
     for name, func, text in (("ingest", cmd_ingest, "land and validate bars for a range"),
                              ("features", cmd_features, "Spark features and labels for a range"),
                              ("backfill", cmd_backfill, "ingest + validate + features for a range")):
@@ -243,8 +254,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--param", action="append", default=[], metavar="NAME=VALUE",
                    help="integer parameter of a curated query, e.g. ref_weeks=52 (repeatable)")
     p = add("bench", cmd_bench, "benchmarks that print their figures and write them as JSON")
-    p.add_argument("what", choices=["ingest", "drain"])
+    p.add_argument("what", choices=["ingest", "drain", "features"])
     p.add_argument("--out", required=True, help="JSON file for the figures")
+    p.add_argument("--tiers", nargs="+", help="features: the tiers to run (default: 100x2y, 500x5y, sp500_5yr)")
     p = add("replay", cmd_replay, "publish 5-minute bars (Stooq files or synthetic) to the intraday topic")
     p.add_argument("--source", choices=["stooq", "synthetic"], required=True)
     p.add_argument("--path", help="Stooq folder (default ../shared/data/stooq_5min_2026)")

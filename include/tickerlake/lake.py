@@ -8,12 +8,31 @@ predicate is one atomic Delta commit, so readers see the old version or the new 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
+from typing import TypeVar
 
 import pandas as pd
 import pyarrow as pa
 
 from tickerlake.settings import Settings
+
+T = TypeVar("T")
+
+
+def retry_on_conflict(write: Callable[[], T], attempts: int = 5, backoff_s: float = 0.5) -> T:
+    """Run an idempotent Delta write, again after a concurrent commit conflicted with it
+    (Delta's optimistic concurrency: the loser of a race re-reads and commits on top)."""
+    from delta.exceptions import DeltaConcurrentModificationException
+
+    for attempt in range(1, attempts + 1):
+        try:
+            return write()
+        except DeltaConcurrentModificationException:
+            if attempt == attempts:
+                raise
+            time.sleep(backoff_s * 2 ** (attempt - 1))
+    raise AssertionError("unreachable")
 
 
 def table_exists(settings: Settings, name: str) -> bool:

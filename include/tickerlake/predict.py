@@ -30,7 +30,7 @@ import pandas as pd
 
 from tickerlake import lake
 from tickerlake.calendar import next_session, session_close_utc
-from tickerlake.catalog import FEATURE_NAMES
+from tickerlake.catalog import FEATURE_NAMES, REQUIRED_FEATURES
 from tickerlake.settings import Settings
 from tickerlake.training import CHAMPION, champion_version, configure_mlflow
 
@@ -121,13 +121,13 @@ def skipped_tickers(settings: Settings, asof: dt.date, features: pd.DataFrame) -
 
     The universe is every ticker with a bar landed in bronze at `asof` plus every ticker with a
     feature row. No feature row (its bar was quarantined, or never reached silver): reason names
-    the quarantine rules found for it. A feature row with a null or non-finite feature (too short a
-    history, a gap): reason lists those features. Columns: ticker, asof_date, reason, missing_features."""
+    the quarantine rules found for it. A feature row with a null or non-finite required feature
+    (catalog.REQUIRED_FEATURES: too short a history, a gap): reason lists those features. Columns: ticker, asof_date, reason, missing_features."""
     rows = []
-    values = features[list(FEATURE_NAMES)].to_numpy(dtype=np.float64, na_value=np.nan)
+    values = features[list(REQUIRED_FEATURES)].to_numpy(dtype=np.float64, na_value=np.nan)
     bad = ~np.isfinite(values)
     for i in np.flatnonzero(bad.any(axis=1)):
-        missing = [name for name, b in zip(FEATURE_NAMES, bad[i], strict=True) if b]
+        missing = [name for name, b in zip(REQUIRED_FEATURES, bad[i], strict=True) if b]
         rows.append({"ticker": features["ticker"].iloc[i], "reason": "incomplete features",
                      "missing_features": ",".join(missing)})
     landed: set[str] = set()

@@ -74,25 +74,55 @@ SOCIAL_TEXT_MAX = 2_000  # characters; a tweet is at most 280 (StockNet's tokens
 HEADLINE_MAX = 500  # characters; a longer "headline" is a merged line or a whole article
 PREDICTION_RANGE = (-0.5, 0.5)  # a predicted next-session return outside it is flagged
 
-# Plausible range of each catalogue feature (warn outside). Derived from the formulas in
-# catalog.FEATURES: a one-day move of more than 5x (or a fall of more than 80%) is extreme.
-FEATURE_BOUNDS: dict[str, tuple[float, float]] = {
+# Plausible range of each catalogue feature (warn outside), by family (catalog.FEATURES). Ratios
+# and shares bounded by construction get that bound (a hair wider for rounding); price ratios a
+# range no real one-day or window move reaches (more than 5x up or an 80% fall in a session).
+_EPS = 1e-9
+_UNIT = (-_EPS, 1 + _EPS)  # a share or a position in a range: [0, 1]
+_SIGNED_UNIT = (-1 - _EPS, 1 + _EPS)  # a correlation or a difference of shares: [-1, 1]
+_PRICE_RATIO = (0.02, 50.0)  # a price over the latest close
+_BY_NAME: dict[str, tuple[float, float]] = {
     "KMID": (-0.8, 4.0),  # (close - open) / open
     "KLEN": (0.0, 4.0),  # (high - low) / open
     "KUP": (0.0, 4.0),
     "KLOW": (0.0, 1.0),
     "KSFT": (-4.0, 4.0),
+    "KMID2": _SIGNED_UNIT, "KUP2": _UNIT, "KLOW2": _UNIT, "KSFT2": _SIGNED_UNIT,  # over (high - low)
+    "OPEN0": (0.2, 5.0), "HIGH0": (0.2, 5.0), "LOW0": (0.2, 5.0),
     "ROC5": (0.2, 5.0),  # Ref(close, 5) / close
-    "ROC20": (0.1, 10.0),
-    "MA5": (0.2, 5.0),  # Mean(close, 5) / close
-    "MA20": (0.1, 10.0),
-    "STD20": (0.0, 2.0),
-    "VMA5": (0.0, 1_000.0),  # Mean(volume, 5) / volume
-    "VMA20": (0.0, 1_000.0),
-    "RSV10": (-1e-9, 1.0 + 1e-9),  # position in the 10-session range: [0, 1] by construction
+    "RSI14": (-_EPS, 100 + _EPS),
+    "MACD": (-2.0, 2.0), "MACDSIG": (-2.0, 2.0), "MACDHIST": (-2.0, 2.0),  # EMA differences over close
+    "BBP20": (-1.0, 2.0),  # a z-score of 20 values is within +-(n-1)/sqrt(n): %B in [-0.6, 1.6]
+    "ATR14": (0.0, 4.0),
+    "MOM12_1": (-0.99, 50.0),
     "REV1": (-4.0, 0.8),  # -(close / Ref(close, 1) - 1)
     "REV5": (-9.0, 0.9),
+    "SENT": _SIGNED_UNIT, "MKT_SENT": _SIGNED_UNIT,  # mean polarity
+    "MSGCNT": (0.0, 1e7), "MKT_MSGCNT": (0.0, 1e7),
 }
+_BY_PREFIX: dict[str, tuple[float, float]] = {
+    "ROC": _PRICE_RATIO, "MA": _PRICE_RATIO, "MAX": _PRICE_RATIO, "MIN": _PRICE_RATIO,
+    "QTLU": _PRICE_RATIO, "QTLD": _PRICE_RATIO,
+    "STD": (0.0, 5.0), "BETA": (-0.5, 0.5), "RESI": (-5.0, 5.0), "RSQR": _UNIT, "RANK": _UNIT, "RSV": _UNIT,
+    "IMAX": _UNIT, "IMIN": _UNIT, "IMXD": _SIGNED_UNIT, "CORR": _SIGNED_UNIT, "CORD": _SIGNED_UNIT,
+    "CNTP": _UNIT, "CNTN": _UNIT, "CNTD": _SIGNED_UNIT, "SUMP": _UNIT, "SUMN": _UNIT, "SUMD": _SIGNED_UNIT,
+    "VSUMP": _UNIT, "VSUMN": _UNIT, "VSUMD": _SIGNED_UNIT,
+    "VMA": (0.0, 1_000.0), "VSTD": (0.0, 1_000.0), "WVMA": (0.0, 100.0),  # over the latest volume
+    "CSR_": _UNIT, "CSZ_": (-100.0, 100.0), "MKTREL": (-10.0, 10.0),
+    "MACRO_": (-100.0, 1_000.0),  # levels of rates, spreads, VIX and stress indices
+}
+
+
+def _bounds(name: str) -> tuple[float, float]:
+    if name in _BY_NAME:
+        return _BY_NAME[name]
+    for prefix in sorted(_BY_PREFIX, key=len, reverse=True):  # the longest prefix: VSUMP before VMA
+        if name.startswith(prefix) and (prefix.endswith("_") or name[len(prefix):].isdigit()):
+            return _BY_PREFIX[prefix]
+    raise AssertionError(f"no plausible range for feature {name!r}: add it to suites._BY_NAME or _BY_PREFIX")
+
+
+FEATURE_BOUNDS: dict[str, tuple[float, float]] = {name: _bounds(name) for name in FEATURE_NAMES}
 if set(FEATURE_BOUNDS) != set(FEATURE_NAMES):  # pragma: no cover - a catalogue change must add its bounds
     raise AssertionError(f"FEATURE_BOUNDS and the catalogue disagree on {sorted(set(FEATURE_BOUNDS) ^ set(FEATURE_NAMES))}")
 
@@ -657,16 +687,18 @@ def validate_features_frame(features: pd.DataFrame, run_id: str, silver: pd.Data
         if not pd.api.types.is_float_dtype(data[f]):
             raise CriticalValidationError(f"gold.features_daily: column {f!r} is {data[f].dtype}, expected a float")
     days = _day_numbers(data["date"])
-    gxf = pd.DataFrame({"ticker_id": _codes(data["ticker"]), "date_id": days, "is_session": _session_flags(days)})
+    columns: dict[str, np.ndarray] = {"ticker_id": _codes(data["ticker"]), "date_id": days,
+                                      "is_session": _session_flags(days)}
     for f in FEATURE_NAMES:
         v = data[f].to_numpy(dtype=np.float64, na_value=np.nan)
-        gxf[f"{f}__finite"] = _finite_flag(data[f], missing_ok=True)
-        gxf[f] = np.where(np.isinf(v), np.nan, v)  # an infinity is judged once, by finite_<f>
+        columns[f"{f}__finite"] = _finite_flag(data[f], missing_ok=True)
+        columns[f] = np.where(np.isinf(v), np.nan, v)  # an infinity is judged once, by finite_<f>
     if silver is not None:
         fk, sk = _key_codes(data, silver)
-        gxf["in_silver"] = np.where(fk < 0, np.nan, np.isin(fk, sk[sk >= 0]).astype(np.float64))
+        columns["in_silver"] = np.where(fk < 0, np.nan, np.isin(fk, sk[sk >= 0]).astype(np.float64))
     else:
-        gxf["in_silver"] = np.nan
+        columns["in_silver"] = np.full(len(data), np.nan)
+    gxf = pd.DataFrame(columns)  # built at once: ~400 columns inserted one by one fragment the frame
     result = run_suite(FEATURES_SUITE, feature_rules() if rules is None else rules, gxf,
                        np.nan_to_num(days, nan=np.inf))
     result.raise_on_critical(lambda i: f"{data['ticker'].iloc[i]} {_text(data['date'].iloc[i])}")

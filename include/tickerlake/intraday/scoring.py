@@ -35,7 +35,7 @@ import pandas as pd
 
 from tickerlake import lake
 from tickerlake.calendar import previous_session
-from tickerlake.catalog import FEATURE_NAMES
+from tickerlake.catalog import FEATURE_NAMES, REQUIRED_FEATURES
 from tickerlake.intraday.drain import SILVER
 from tickerlake.intraday.schema import BAR_MINUTES
 from tickerlake.settings import Settings
@@ -126,7 +126,7 @@ def score_session(settings: Settings, session: dt.date, run_id: str) -> dict[str
     if champion is None:
         return {"status": "skipped", "reason": "no model holds alias champion yet", "rows": 0}
     daily = online_features(settings, tickers, list(FEATURE_NAMES))
-    usable = daily.dropna(subset=list(FEATURE_NAMES))
+    usable = daily.dropna(subset=list(REQUIRED_FEATURES))
     if usable.empty:
         return {"status": "skipped", "reason": "the online store has no daily features for these tickers", "rows": 0}
     configure_mlflow(settings)
