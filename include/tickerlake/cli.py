@@ -69,6 +69,17 @@ def cmd_features(settings: Settings, args: argparse.Namespace) -> dict:
     return features_in_process(settings, args.start, args.end)
 
 
+def cmd_evaluate(settings: Settings, args: argparse.Namespace) -> dict:
+    from tickerlake.walkforward import evaluate, finite
+
+    figures = evaluate(settings, args.start, args.end, args.out)
+    keys = ("rank_ic_mean", "rank_ic_t", "icir_annual", "sharpe_net_5bp", "turnover", "coverage", "best_baseline",
+            "beats_every_baseline", "folds", "config_hash")
+    return finite({**{k: figures[k] for k in keys}, "baselines": {n: {k: b[k] for k in keys[:5]}
+                                                                 for n, b in figures["baselines"].items()},
+                   "out": str(args.out)})
+
+
 def cmd_catalog(settings: Settings, args: argparse.Namespace) -> str:
     from tickerlake.catalog import catalogue_document
 
@@ -219,6 +230,10 @@ def build_parser() -> argparse.ArgumentParser:
     add("down", cmd_down, "stop the local services")
     add("status", cmd_status, "show the local services")
     add("catalog", cmd_catalog, "the feature catalogue as Markdown (docs/features.md)")
+    p = add("evaluate", cmd_evaluate, "walk-forward evaluation of the model and its baselines over a range (JSON)")
+    p.add_argument("--start", type=_date, required=True)
+    p.add_argument("--end", type=_date, required=True)
+    p.add_argument("--out", required=True, help="JSON file for the figures")
     for name, func, text in (("ingest", cmd_ingest, "land and validate bars for a range"),
                              ("features", cmd_features, "Spark features and labels for a range"),
                              ("backfill", cmd_backfill, "ingest + validate + features for a range")):

@@ -339,7 +339,10 @@ def _cross_sectional(frame: DataFrame) -> DataFrame:
     from pyspark.sql import Window
     from pyspark.sql import functions as F
 
-    session = Window.partitionBy("date")
+    # ordered by ticker over the whole session: sums then run in one fixed order, so a value is the
+    # same to the last bit in every run (a shuffle delivers a session's rows in any order)
+    session = Window.partitionBy("date").orderBy("ticker").rowsBetween(Window.unboundedPreceding,
+                                                                       Window.unboundedFollowing)
     cols = []
     for f in CROSS_SECTIONAL_BASE:  # one select: a withColumn each would re-analyse the wide plan
         x = F.col(f)

@@ -20,15 +20,24 @@ from tickerlake.settings import Settings
 T = TypeVar("T")
 
 
+def _commit_conflicts() -> tuple[type[Exception], ...]:
+    """Delta's optimistic-concurrency conflicts as delta-spark raises them in Python (separate
+    classes, no common base but PySparkException)."""
+    from delta import exceptions as e
+
+    return (e.ConcurrentAppendException, e.ConcurrentDeleteDeleteException, e.ConcurrentDeleteReadException,
+            e.ConcurrentTransactionException, e.ConcurrentWriteException, e.DeltaConcurrentModificationException,
+            e.MetadataChangedException)
+
+
 def retry_on_conflict(write: Callable[[], T], attempts: int = 5, backoff_s: float = 0.5) -> T:
     """Run an idempotent Delta write, again after a concurrent commit conflicted with it
     (Delta's optimistic concurrency: the loser of a race re-reads and commits on top)."""
-    from delta.exceptions import DeltaConcurrentModificationException
-
+    conflicts = _commit_conflicts()
     for attempt in range(1, attempts + 1):
         try:
             return write()
-        except DeltaConcurrentModificationException:
+        except conflicts:
             if attempt == attempts:
                 raise
             time.sleep(backoff_s * 2 ** (attempt - 1))

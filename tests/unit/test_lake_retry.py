@@ -1,0 +1,41 @@
+"""retry_on_conflict: an idempotent Delta write is retried after a commit conflict, nothing else."""
+
+from __future__ import annotations
+
+import pytest
+from delta.exceptions import ConcurrentAppendException, ConcurrentWriteException
+
+from tickerlake.lake import retry_on_conflict
+
+
+def flaky(failures: list[Exception]):
+    calls = []
+
+    def write():
+        calls.append(1)
+        if failures:
+            raise failures.pop(0)
+        return "committed"
+
+    return write, calls
+
+
+def test_a_conflict_is_retried_until_the_write_commits():
+    write, calls = flaky([ConcurrentAppendException("files were added to partition year=2024"),
+                          ConcurrentWriteException("a concurrent transaction wrote new data")])
+    assert retry_on_conflict(write, backoff_s=0) == "committed"
+    assert len(calls) == 3
+
+
+def test_other_errors_are_not_retried():
+    write, calls = flaky([ValueError("bad schema")])
+    with pytest.raises(ValueError):
+        retry_on_conflict(write, backoff_s=0)
+    assert len(calls) == 1
+
+
+def test_the_last_conflict_is_raised_after_the_attempts():
+    write, calls = flaky([ConcurrentAppendException(f"conflict {k}") for k in range(5)])
+    with pytest.raises(ConcurrentAppendException, match="conflict 2"):
+        retry_on_conflict(write, attempts=3, backoff_s=0)
+    assert len(calls) == 3
