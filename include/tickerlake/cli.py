@@ -80,6 +80,12 @@ def cmd_evaluate(settings: Settings, args: argparse.Namespace) -> dict:
                    "out": str(args.out)})
 
 
+def cmd_rollback(settings: Settings, args: argparse.Namespace) -> dict:
+    from tickerlake.training import rollback
+
+    return rollback(settings, args.to, args.date or dt.datetime.now(dt.UTC).date(), reason=args.reason)
+
+
 def cmd_catalog(settings: Settings, args: argparse.Namespace) -> str:
     from tickerlake.catalog import catalogue_document
 
@@ -230,6 +236,10 @@ def build_parser() -> argparse.ArgumentParser:
     add("down", cmd_down, "stop the local services")
     add("status", cmd_status, "show the local services")
     add("catalog", cmd_catalog, "the feature catalogue as Markdown (docs/features.md)")
+    p = add("rollback", cmd_rollback, "move alias champion back to a registered model version (recorded)")
+    p.add_argument("--to", required=True, help="the model version that becomes champion")
+    p.add_argument("--date", type=_date, help="decision date (default today)")
+    p.add_argument("--reason", default="manual rollback")
     p = add("evaluate", cmd_evaluate, "walk-forward evaluation of the model and its baselines over a range (JSON)")
     p.add_argument("--start", type=_date, required=True)
     p.add_argument("--end", type=_date, required=True)

@@ -285,6 +285,45 @@ def promote(settings: Settings, candidate: dict, decided_on: dt.date) -> dict:
     return {**decision, "decided_on": decided_on.isoformat(), "gates": gates}
 
 
+def rollback(settings: Settings, to_version: str, decided_on: dt.date, reason: str = "manual rollback") -> dict:
+    """Move `champion` back to a registered version (the one it replaces keeps `previous`) and
+    record the decision in ops.model_decisions beside the gate decisions (appended: a rollback
+    on the day of a promotion keeps both rows)."""
+    import mlflow
+
+    configure_mlflow(settings)
+    client = mlflow.MlflowClient()
+    try:
+        target = client.get_model_version(settings.model_name, str(to_version))
+    except mlflow.exceptions.MlflowException as exc:
+        raise ValueError(f"{settings.model_name} has no version {to_version!r} to roll back to") from exc
+    champion = champion_version(settings)
+    if champion is not None and str(champion.version) == str(target.version):
+        raise ValueError(f"version {target.version} already holds alias {CHAMPION}")
+    if champion is not None:
+        client.set_registered_model_alias(settings.model_name, PREVIOUS, champion.version)
+    client.set_registered_model_alias(settings.model_name, CHAMPION, target.version)
+    decision = {
+        "decided_on": decided_on, "model_name": settings.model_name, "candidate_version": str(target.version),
+        "champion_version": str(champion.version) if champion is not None else None, "decision": "rolled_back",
+        "candidate_rank_ic": float("nan"), "champion_rank_ic": float("nan"), "best_baseline": None,
+        "best_baseline_rank_ic": float("nan"), "gates": json.dumps({"manual_rollback": True, "reason": reason}),
+        "holdout_start": None, "holdout_end": None,
+    }
+    frame = pd.DataFrame([decision])
+    frame["year"] = pd.to_datetime(frame["decided_on"]).dt.year.astype("int32")
+    for col in ("champion_version", "best_baseline", "holdout_start", "holdout_end"):
+        frame[col] = frame[col].astype("string")
+    if lake.table_exists(settings, "ops.model_decisions"):
+        existing = lake.read_table(settings, "ops.model_decisions", filters=[("decided_on", "=", decided_on)])
+        if len(existing):
+            frame = pd.concat([existing, frame[list(existing.columns)].astype(existing.dtypes.to_dict())],
+                              ignore_index=True)
+    lake.replace_interval(settings, "ops.model_decisions", frame, decided_on, decided_on, date_column="decided_on")
+    return {"decision": "rolled_back", "champion": str(target.version),
+            "previous": str(champion.version) if champion is not None else None, "decided_on": decided_on.isoformat()}
+
+
 def _champion_ic_on(settings: Settings, champion, candidate: dict) -> float | None:
     """The champion's rank IC on the candidate's holdout sessions it has not trained on (None if none)."""
     import mlflow
