@@ -318,11 +318,11 @@ def test_a_feature_added_in_the_job_but_not_in_the_view_is_named(settings: Setti
     write_features_daily(settings)
     path = settings.table_path(FEATURES_TABLE)
     extra = pa.table({"ticker": ["AAPL"], "date": [SESSIONS[0]], "event_ts": [close_utc(SESSIONS[0])],
-                      "year": pa.array([2024], pa.int32()), "MOM12_1": [0.5]})
+                      "year": pa.array([2024], pa.int32()), "SKEW20": [0.5]})
     write_deltalake(path, extra, mode="append", schema_mode="merge")
-    with pytest.raises(FeatureSchemaMismatch, match="column 'MOM12_1' of gold.features_daily is not in feature view"):
+    with pytest.raises(FeatureSchemaMismatch, match="column 'SKEW20' of gold.features_daily is not in feature view"):
         apply(settings)
-    with pytest.raises(FeatureSchemaMismatch, match="MOM12_1"):
+    with pytest.raises(FeatureSchemaMismatch, match="SKEW20"):
         check_feature_schemas(settings)
 
 
