@@ -83,7 +83,8 @@ def cmd_evaluate(settings: Settings, args: argparse.Namespace) -> dict:
 def cmd_rollback(settings: Settings, args: argparse.Namespace) -> dict:
     from tickerlake.training import rollback
 
-    return rollback(settings, args.to, args.date or dt.datetime.now(dt.UTC).date(), reason=args.reason)
+    today = dt.datetime.now(dt.UTC).date()  # wall-clock ok: the date a person rolls back, when not given
+    return rollback(settings, args.to, args.date or today, reason=args.reason)
 
 
 def cmd_catalog(settings: Settings, args: argparse.Namespace) -> str:

@@ -143,7 +143,7 @@ def bench_features(settings: Settings, out_path: str | os.PathLike[str], tiers: 
     report: dict = {
         "benchmark": "features",
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()},
-        "started": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "started": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),  # wall-clock ok: when it was measured
         "goals": GOALS,
         "tiers": {},
     }
