@@ -44,7 +44,9 @@ PREDICTION_COLUMNS = [
 
 def score_features(model, features: pd.DataFrame, calibration: dict[str, float], threshold: float) -> pd.DataFrame:
     """Score one session's feature rows: predicted return, interval, rank, percentile and signal."""
-    score = model.predict(features[list(FEATURE_NAMES)])
+    # as floats: a feature the online store has no value for comes back as None (an object column),
+    # which LightGBM refuses; missing is NaN to the model, as in training
+    score = model.predict(features[list(FEATURE_NAMES)].astype("float64"))
     pred = calibration["calib_a"] + calibration["calib_b"] * np.asarray(score)
     out = features[["ticker"]].copy()
     out["pred_return"] = pred
