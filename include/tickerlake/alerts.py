@@ -21,7 +21,9 @@ from __future__ import annotations
 
 import datetime as dt
 import html
+import json
 import logging
+import math
 import time
 from collections.abc import Callable
 
@@ -102,13 +104,45 @@ def quality_breach(result: dict | None, max_reject_share: float) -> list[str] | 
     return lines
 
 
+def _finite(value) -> float | None:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return number if math.isfinite(number) else None
+
+
 def decision_lines(decision: dict | None) -> list[str] | None:
+    """Lines of a promotion alert for a decision (training.promote's dict, as train_and_promote
+    returns it): the candidate's rank IC beside the best baseline's and the champion's, then each gate."""
     if not decision:
         return None
     lines = [f"candidate v{decision.get('candidate_version')}: {decision.get('decision')}"]
-    if decision.get("holdout_rank_ic") is not None:
-        lines.append(f"holdout rank IC {float(decision['holdout_rank_ic']):.4f}")
+    candidate_ic, holdout_ic = _finite(decision.get("candidate_rank_ic")), _finite(decision.get("holdout_rank_ic"))
+    if candidate_ic is not None:
+        lines.append(f"candidate rank IC {candidate_ic:.4f}")
+    elif holdout_ic is not None:  # the older train_and_promote result
+        lines.append(f"holdout rank IC {holdout_ic:.4f}")
+    baseline_ic = _finite(decision.get("best_baseline_rank_ic"))
+    if baseline_ic is not None:
+        name = decision.get("best_baseline")
+        lines.append(f"best baseline{f' ({name})' if name else ''} rank IC {baseline_ic:.4f}")
+    champion_ic = _finite(decision.get("champion_rank_ic"))
+    champion = decision.get("champion_version")
+    if champion_ic is not None:
+        lines.append(f"champion{f' v{champion}' if champion else ''} rank IC {champion_ic:.4f}")
+    elif "champion_version" in decision and not champion:
+        lines.append("no champion yet")
+    diff = _finite(decision.get("paired_ic_diff"))
+    if diff is not None:
+        t_nw = _finite(decision.get("paired_t"))
+        lines.append(f"paired rank IC difference {diff:+.4f}" + (f" (t {t_nw:.2f})" if t_nw is not None else ""))
     gates = decision.get("gates") or {}
+    if isinstance(gates, str):  # as recorded in ops.model_decisions
+        try:
+            gates = json.loads(gates)
+        except ValueError:
+            gates = {}
     if isinstance(gates, dict):
         lines += [f"  {gate}: {'pass' if ok else 'fail'}" for gate, ok in gates.items()]
     return lines

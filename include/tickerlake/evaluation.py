@@ -71,7 +71,7 @@ def walk_forward_blocks(
     session lies within p sessions before its test block, and no train session within p sessions
     before the validation block: a label of horizon h decided at session s is complete at the
     open of s + h + 1, so every training label is complete before the block it is scored against
-    starts (one session of slack, as in `training.split_purged`).
+    starts (one session of slack).
 
     * train: the expanding history from the first session (`train_sessions=None`), or only the
       last `train_sessions` sessions of it (rolling window).

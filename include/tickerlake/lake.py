@@ -83,6 +83,21 @@ def replace_interval(
     return DeltaTable(path).version()
 
 
+def replace_where(settings: Settings, name: str, frame: pd.DataFrame | pa.Table, column: str, value: str,
+                  partition_by: Sequence[str] | None = ("year",)) -> int:
+    """Replace exactly the rows whose `column` equals `value` with `frame` in one commit."""
+    from deltalake import DeltaTable, write_deltalake
+
+    table = frame if isinstance(frame, pa.Table) else pa.Table.from_pandas(frame, preserve_index=False)
+    path = settings.table_path(name)
+    if DeltaTable.is_deltatable(path):
+        quoted = value.replace("'", "''")
+        write_deltalake(path, table, mode="overwrite", predicate=f"{column} = '{quoted}'")
+    else:
+        write_deltalake(path, table, mode="overwrite", partition_by=list(partition_by or []) or None)
+    return DeltaTable(path).version()
+
+
 def append(settings: Settings, name: str, frame: pd.DataFrame | pa.Table) -> int:
     from deltalake import DeltaTable, write_deltalake
 

@@ -89,12 +89,15 @@ def materialize(settings: Settings, start: dt.date, end: dt.date, views: list[st
 
 
 def train_and_promote(settings: Settings, session: dt.date) -> dict:
-    from tickerlake.training import promote, train
+    """Train (walk-forward, MLflow case, registered version), then the promotion gate. The result is
+    the task's XCom and the promotion alert's text: ids, figures and gate results only."""
+    from tickerlake.training import load_training_data, promote, train
 
-    candidate = train(settings, session)
-    decision = promote(settings, candidate, session)
-    return {"candidate_version": candidate["version"], "decision": decision["decision"],
-            "gates": decision["gates"], "holdout_rank_ic": candidate["holdout"]["rank_ic_mean"]}
+    data = load_training_data(settings, session)
+    candidate = train(settings, session, data)
+    decision = promote(settings, candidate, session, data)
+    return {**decision, "run_id": candidate["run_id"], "walk_forward": candidate["walk_forward"],
+            "timings": candidate["timings"]}
 
 
 def training_due(settings: Settings, session: dt.date) -> tuple[bool, str]:

@@ -50,8 +50,8 @@ def score_features(model, features: pd.DataFrame, calibration: dict[str, float],
     pred = calibration["calib_a"] + calibration["calib_b"] * np.asarray(score)
     out = features[["ticker"]].copy()
     out["pred_return"] = pred
-    out["pred_lo"] = pred - calibration["interval_q"]
-    out["pred_hi"] = pred + calibration["interval_q"]
+    out["pred_lo"] = pred + calibration["interval_lo"]
+    out["pred_hi"] = pred + calibration["interval_hi"]
     rank = out["pred_return"].rank(ascending=False, method="first")
     # a non-finite prediction has no rank; validation (suites.validate_predictions) stops the run on it
     out["rank"] = rank.astype("int32") if rank.notna().all() else rank.astype("Int32")
@@ -63,7 +63,8 @@ def score_features(model, features: pd.DataFrame, calibration: dict[str, float],
 
 
 def champion_calibration(version) -> dict[str, float]:
-    return {k: float(version.tags[k]) for k in ("calib_a", "calib_b", "interval_q")}
+    """The version's score -> return map and conformal offsets (set by training from out-of-sample blocks)."""
+    return {k: float(version.tags[k]) for k in ("calib_a", "calib_b", "interval_lo", "interval_hi")}
 
 
 def predict_session(settings: Settings, asof: dt.date, run_id: str) -> dict:

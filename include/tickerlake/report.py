@@ -28,7 +28,6 @@ from jinja2 import Environment, PackageLoader, StrictUndefined
 from tickerlake import lake
 from tickerlake.calendar import next_session
 from tickerlake.settings import Settings
-from tickerlake.training import INTERVAL_COVERAGE
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029]")
 SKIPPED_SHOWN = 20
@@ -150,7 +149,7 @@ def build_context(settings: Settings, asof: dt.date, run_id: str, airflow_run_id
         champion = champion_version(settings)
         if champion is not None:
             champion_alias_version = str(champion.version)
-            backtest_ic = _float(champion.tags.get("holdout_rank_ic"))
+            backtest_ic = _float(champion.tags.get("backtest_rank_ic"))
     live = live if live is not None else live_record(settings, asof)
     live_version = live["by_version"].get(version)
     skipped = _skipped(settings, asof, run_id)
@@ -170,7 +169,7 @@ def build_context(settings: Settings, asof: dt.date, run_id: str, airflow_run_id
         "skipped_reason": None if len(preds) else "no predictions for this session (no champion model yet)",
         "longs": longs.to_dict("records"),
         "shorts": shorts.to_dict("records"),
-        "coverage_pct": int(INTERVAL_COVERAGE * 100),
+        "coverage_pct": round(settings.interval_coverage * 100),
         "backtest_ic": backtest_ic,
         "live": live_version,
         "live_window": settings.live_ic_window,
@@ -194,7 +193,7 @@ def build_context(settings: Settings, asof: dt.date, run_id: str, airflow_run_id
 # --- charts -------------------------------------------------------------------------------------
 
 
-def _save(fig, path: Path) -> None:
+def save_png(fig, path: Path) -> None:
     tmp = path.with_suffix(".tmp.png")
     fig.savefig(tmp, format="png", dpi=100, metadata={"Software": None})  # no version stamp: same data, same bytes
     tmp.replace(path)
@@ -215,14 +214,14 @@ def draw_charts(folder: Path, live: dict, backtest_ic: float | None) -> list[dic
             ax.plot(x, g["rank_ic"], marker=".", linewidth=0.8, label=f"v{version} daily")
             ax.plot(x, g["rank_ic"].rolling(5, min_periods=1).mean(), linewidth=2, label=f"v{version} 5-session mean")
         if backtest_ic is not None:
-            ax.axhline(backtest_ic, linestyle="--", color="grey", label="backtest (holdout)")
+            ax.axhline(backtest_ic, linestyle="--", color="grey", label="backtest (walk-forward, gate window)")
         ax.axhline(0, color="black", linewidth=0.5)
         ax.set_title("Live rank IC by session")
         ax.legend(fontsize=7, loc="best")
         fig.autofmt_xdate()
         fig.tight_layout()
         path = folder / "live_ic.png"
-        _save(fig, path)
+        save_png(fig, path)
         charts.append({"cid": "live_ic", "path": str(path), "alt": "Live rank IC history"})
     deciles = live["deciles"]
     if len(deciles):
@@ -236,7 +235,7 @@ def draw_charts(folder: Path, live: dict, backtest_ic: float | None) -> list[dic
         ax.set_title("Realised 1-session return by predicted decile")
         fig.tight_layout()
         path = folder / "deciles.png"
-        _save(fig, path)
+        save_png(fig, path)
         charts.append({"cid": "deciles", "path": str(path), "alt": "Decile returns"})
     return charts
 

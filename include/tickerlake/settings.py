@@ -97,6 +97,21 @@ class Settings:
     maintenance_retention_hours: float = 168.0  # VACUUM keeps at least this much history
     maintenance_margin_hours: float = 24.0  # added to the age of the oldest version a model was trained on
     maintenance_headroom_hours: float = 336.0  # kept beyond that on pinned tables, until a later run
+    # --- training, walk-forward evaluation and the promotion gate (tickerlake.training) -------
+    label: str = "ret_1d"  # next open to the open 1 (ret_1d) or 5 (ret_5d) sessions later
+    train_params: str = ""  # JSON merged over walkforward.DEFAULT_PARAMS (LightGBM)
+    train_num_rounds: int = 400  # boosting rounds at most; early stopping on a purged block picks fewer
+    train_early_stopping_rounds: int = 40
+    train_test_sessions: int = 60  # sessions per walk-forward test block
+    train_validation_sessions: int = 40  # the early-stopping block, purged like a test block
+    train_min_sessions: int = 250  # training sessions before the first test block
+    train_window_sessions: int = 0  # rolling train window in sessions; 0 = expanding
+    train_embargo_sessions: int = 0  # extra sessions dropped after each purge
+    interval_coverage: float = 0.8  # split-conformal prediction interval coverage
+    promotion_window_sessions: int = 250  # the latest out-of-sample sessions the gate compares on
+    promotion_min_ic_diff: float = 0.0  # challenger minus champion daily rank IC must exceed this
+    promotion_coverage_tolerance: float = 0.05  # |interval coverage - target| allowed over the window
+    promotion_live_sessions: int = 250  # the champion's live record joins the gate once it holds this many
 
     # --- derived locations inside the state folder -------------------------------------
     @property
@@ -221,4 +236,18 @@ def load_settings(home: str | os.PathLike[str] | None = None) -> Settings:
         maintenance_retention_hours=_env_float("TICKERLAKE_MAINTENANCE_RETENTION_HOURS", 168.0),
         maintenance_margin_hours=_env_float("TICKERLAKE_MAINTENANCE_MARGIN_HOURS", 24.0),
         maintenance_headroom_hours=_env_float("TICKERLAKE_MAINTENANCE_HEADROOM_HOURS", 336.0),
+        label=_env("TICKERLAKE_LABEL", "ret_1d"),
+        train_params=_env("TICKERLAKE_TRAIN_PARAMS", ""),
+        train_num_rounds=_env_int("TICKERLAKE_TRAIN_NUM_ROUNDS", 400),
+        train_early_stopping_rounds=_env_int("TICKERLAKE_TRAIN_EARLY_STOPPING_ROUNDS", 40),
+        train_test_sessions=_env_int("TICKERLAKE_TRAIN_TEST_SESSIONS", 60),
+        train_validation_sessions=_env_int("TICKERLAKE_TRAIN_VALIDATION_SESSIONS", 40),
+        train_min_sessions=_env_int("TICKERLAKE_TRAIN_MIN_SESSIONS", 250),
+        train_window_sessions=_env_int("TICKERLAKE_TRAIN_WINDOW_SESSIONS", 0),
+        train_embargo_sessions=_env_int("TICKERLAKE_TRAIN_EMBARGO_SESSIONS", 0),
+        interval_coverage=_env_float("TICKERLAKE_INTERVAL_COVERAGE", 0.8),
+        promotion_window_sessions=_env_int("TICKERLAKE_PROMOTION_WINDOW_SESSIONS", 250),
+        promotion_min_ic_diff=_env_float("TICKERLAKE_PROMOTION_MIN_IC_DIFF", 0.0),
+        promotion_coverage_tolerance=_env_float("TICKERLAKE_PROMOTION_COVERAGE_TOLERANCE", 0.05),
+        promotion_live_sessions=_env_int("TICKERLAKE_PROMOTION_LIVE_SESSIONS", 250),
     )

@@ -1,11 +1,18 @@
-"""Training, evaluation and promotion of the daily LightGBM model, tracked in MLflow.
+"""Training, walk-forward evaluation and gated promotion of the daily LightGBM model (MLflow).
 
-The training set comes from Feast's point-in-time join (`load_training_data`). Thin first
-version of the chain: one purged holdout block at the end of the history (the
-last `HOLDOUT_SESSIONS` sessions, with `PURGE_SESSIONS` left out between train and holdout
-so no training label overlaps a holdout session), baselines scored on the same sessions,
-then a refit through the as-of date. Each model version names the Delta versions and the
-date range it was trained on.
+The flow follows Databricks mlops-stacks: train -> register -> validate -> move the alias.
+
+- `train(settings, asof)`: the training set through Feast's point-in-time join
+  (`load_training_data`); the configuration in settings (walkforward.config_from_settings) walked
+  forward over it (purged test blocks, early stopping on a purged block) with the baselines on the
+  same rows; its out-of-sample rows to gold.predictions_oos; one MLflow run with the reviewer's
+  whole case (model_case); then the configuration refit through `asof` and registered as a new
+  version that carries its calibration (pred_return and the conformal interval, fitted on
+  out-of-sample blocks only), configuration, lineage and figures.
+- `promote(settings, candidate, decided_on)`: challenger and champion configurations scored on
+  the same purged walk-forward out-of-sample sessions (the latest promotion_window_sessions),
+  paired daily rank-IC difference with its Newey-West t; the gates in settings; pass moves alias
+  `champion` (the replaced version keeps `previous`); every decision goes to ops.model_decisions.
 """
 
 from __future__ import annotations
@@ -14,46 +21,24 @@ import datetime as dt
 import json
 import logging
 import subprocess
+import time
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
+from tickerlake import evaluation as ev
 from tickerlake import lake
-from tickerlake.catalog import FEATURE_NAMES
+from tickerlake import walkforward as wf
+from tickerlake.catalog import FEATURE_NAMES, LABEL_COLUMNS
 from tickerlake.feast_store import feature_list_hash
 from tickerlake.settings import PROJECT_ROOT, Settings
 
 log = logging.getLogger(__name__)
 
-LABEL = "ret_1d"
-HOLDOUT_SESSIONS = 120
-PURGE_SESSIONS = 2  # label horizon (1) + 1
-INTERVAL_COVERAGE = 0.8
 EXPERIMENT = "tickerlake_daily"
 CHAMPION = "champion"
 PREVIOUS = "previous"
-PARAMS = {
-    "objective": "regression",
-    "learning_rate": 0.05,
-    "num_leaves": 15,
-    "min_data_in_leaf": 200,
-    "feature_fraction": 0.8,
-    "bagging_fraction": 0.8,
-    "bagging_freq": 1,
-    "lambda_l2": 10.0,
-    "seed": 7,
-    "deterministic": True,
-    "force_row_wise": True,
-    "num_threads": 2,
-    "verbose": -1,
-}
-NUM_ROUNDS = 150
-# Baselines scored on the same sessions: name -> (feature, sign) where the score is sign * feature.
-BASELINES = {"reversal_1d": ("REV1", 1.0), "reversal_5d": ("REV5", 1.0), "momentum_20d": ("ROC20", -1.0),
-             "low_volatility": ("STD20", -1.0)}
-
-
 @dataclass(frozen=True)
 class TrainingData:
     frame: pd.DataFrame
@@ -75,8 +60,11 @@ def load_training_data(settings: Settings, asof: dt.date) -> TrainingData:
 
     fv = lake.table_version(settings, "gold.features_daily")
     lv = lake.table_version(settings, "gold.labels_daily")
+    label = settings.label
+    if label not in LABEL_COLUMNS:
+        raise ValueError(f"label {label!r} is not one of gold.labels_daily's {LABEL_COLUMNS}")
     labels = lake.read_table(settings, "gold.labels_daily", version=lv, filters=[("date", "<=", asof)],
-                             columns=["ticker", "date", LABEL]).dropna(subset=[LABEL])
+                             columns=["ticker", "date", label]).dropna(subset=[label])
     if labels.empty:
         raise RuntimeError(f"no complete labels on or before {asof}: run the backfill first")
     labels["date"] = pd.to_datetime(labels["date"]).dt.date
@@ -86,123 +74,244 @@ def load_training_data(settings: Settings, asof: dt.date) -> TrainingData:
     after = lake.table_version(settings, "gold.features_daily")
     if after != fv:
         raise RuntimeError(f"gold.features_daily changed while the training set was read (v{fv} -> v{after})")
-    frame = joined[["ticker", "date", *FEATURE_NAMES, LABEL]]
+    frame = joined[["ticker", "date", *FEATURE_NAMES, label]]
     frame = frame.sort_values(["date", "ticker"]).reset_index(drop=True)
     return TrainingData(frame, fv, lv, frame["date"].min(), frame["date"].max())
 
 
-def normalized_label(frame: pd.DataFrame) -> pd.Series:
-    """Per-session rank of the label, centred on 0: what the model is trained on."""
-    return frame.groupby("date")[LABEL].rank(pct=True) - 0.5
+# --- train: walk forward, log the case, refit, register -------------------------------------------
 
 
-def split_purged(dates: pd.Series, holdout: int, purge: int) -> tuple[np.ndarray, np.ndarray]:
-    """Boolean masks (train, test): the last `holdout` sessions are the test block, and `purge`
-    sessions before it are left out so no training label overlaps a test session."""
-    sessions = np.sort(dates.unique())
-    if len(sessions) <= holdout + purge + 20:
-        raise RuntimeError(f"{len(sessions)} sessions are too few for a {holdout}-session holdout")
-    test_start = sessions[-holdout]
-    train_end = sessions[-holdout - purge - 1]
-    return (dates <= train_end).to_numpy(), (dates >= test_start).to_numpy()
+def train(settings: Settings, asof: dt.date, data: TrainingData | None = None) -> dict:
+    """Walk the configuration in settings forward over the training set of `asof`, log the case to
+    one MLflow run, refit through `asof` and register the version. Returns the candidate's record
+    (JSON-safe: it travels as an XCom)."""
+    from tickerlake.model_case import log_case
 
-
-def rank_ic_by_session(frame: pd.DataFrame, score: np.ndarray | pd.Series) -> pd.Series:
-    data = pd.DataFrame({"date": frame["date"].to_numpy(), "score": np.asarray(score), "y": frame[LABEL].to_numpy()})
-    return data.groupby("date").apply(
-        lambda g: g["score"].rank().corr(g["y"].rank()) if len(g) > 2 else np.nan, include_groups=False
-    ).dropna()
-
-
-def summarize_ic(ic: pd.Series) -> dict[str, float]:
-    n = len(ic)
-    mean = float(ic.mean()) if n else float("nan")
-    sd = float(ic.std(ddof=1)) if n > 1 else float("nan")
-    return {"rank_ic_mean": mean, "rank_ic_std": sd, "rank_ic_t": mean / sd * np.sqrt(n) if n > 1 and sd > 0 else 0.0,
-            "sessions": float(n)}
-
-
-def fit_booster(frame: pd.DataFrame, num_rounds: int = NUM_ROUNDS):
-    import lightgbm as lgb
-
-    data = lgb.Dataset(frame[list(FEATURE_NAMES)], label=normalized_label(frame), free_raw_data=False)
-    return lgb.train(PARAMS, data, num_boost_round=num_rounds)
-
-
-def calibrate(score: np.ndarray, realised: np.ndarray, coverage: float = INTERVAL_COVERAGE) -> dict[str, float]:
-    """Map the score to the expected return (least squares on out-of-sample rows) and the
-    split-conformal half-width of the interval around it, in return units."""
-    b, a = np.polyfit(score, realised, 1)
-    resid = np.abs(realised - (a + b * score))
-    n = len(resid)
-    q = float(np.quantile(resid, min(1.0, np.ceil((n + 1) * coverage) / n)))
-    return {"calib_a": float(a), "calib_b": float(b), "interval_q": q}
-
-
-def train(settings: Settings, asof: dt.date) -> dict:
-    """Evaluate on the purged holdout, refit through `asof`, log and register. Returns the candidate's record."""
-    import mlflow
-    from mlflow.models import infer_signature
-
-    data = load_training_data(settings, asof)
-    frame = data.frame
-    train_mask, test_mask = split_purged(frame["date"], HOLDOUT_SESSIONS, PURGE_SESSIONS)
-    train_part, test_part = frame[train_mask], frame[test_mask]
-    booster = fit_booster(train_part)
-    test_score = booster.predict(test_part[list(FEATURE_NAMES)])
-    model_ic = summarize_ic(rank_ic_by_session(test_part, test_score))
-    baselines = {
-        name: summarize_ic(rank_ic_by_session(test_part, sign * test_part[feat].to_numpy()))
-        for name, (feat, sign) in BASELINES.items()
+    data = data or load_training_data(settings, asof)
+    cfg = wf.config_from_settings(settings)
+    features = list(FEATURE_NAMES)
+    started = time.perf_counter()
+    oos = wf.walk_forward(data.frame, cfg, features)
+    walk_forward_s = time.perf_counter() - started
+    oos_key = f"train:{cfg.config_hash()}:{asof.isoformat()}"
+    wf.write_oos(settings, oos, oos_key, cfg)
+    figures = wf.score_oos(oos, cfg)
+    window = wf.last_sessions(oos, settings.promotion_window_sessions)
+    window_figures = wf.score_oos(window, cfg)
+    calib = wf.calibration(oos, cfg)
+    rounds = wf.final_rounds(oos)
+    started = time.perf_counter()
+    final = wf.fit_final(data.frame, cfg, rounds, features)
+    refit_s = time.perf_counter() - started
+    tags = {
+        "asof_date": asof.isoformat(),
+        "train_start": data.start.isoformat(),
+        "train_end": data.end.isoformat(),
+        "oos_start": str(min(oos["date"])),
+        "oos_end": str(max(oos["date"])),
+        "features_delta_version": str(data.features_version),
+        "labels_delta_version": str(data.labels_version),
+        "feature_list_hash": feature_list_hash(features),  # the same hash as the Feast view's tag
+        "feature_service": settings.model_name,
+        "config_hash": cfg.config_hash(features),
+        "label": cfg.label,
+        "git_commit": _git_commit(),
     }
-    calib = calibrate(test_score, test_part[LABEL].to_numpy())
-    final = fit_booster(frame)
+    version_tags = {
+        **tags, **{k: repr(v) for k, v in calib.items()},
+        "config_json": wf.config_json(cfg),
+        "oos_key": oos_key,
+        "backtest_rank_ic": repr(window_figures["rank_ic_mean"]),  # the report's "live against backtest"
+        "backtest_sessions": str(window_figures["sessions"]),
+    }
+    logged = log_case(settings, run_name=f"train-{asof.isoformat()}", cfg=cfg, oos=oos, figures=figures,
+                      window_figures=window_figures, calib=calib, booster=final, frame=data.frame,
+                      features=features, tags=tags, version_tags=version_tags,
+                      timings={"walk_forward_s": walk_forward_s, "refit_s": refit_s})
+    return {"version": logged["version"], "run_id": logged["run_id"], "asof": asof.isoformat(),
+            "oos_key": oos_key, "config_hash": cfg.config_hash(features), "config_json": wf.config_json(cfg),
+            "features": features, "rounds": rounds, "calibration": calib,
+            "walk_forward": _headline(figures), "window": _headline(window_figures),
+            "timings": {"walk_forward_s": round(walk_forward_s, 3), "refit_s": round(refit_s, 3),
+                        "mlflow_s": round(logged["mlflow_s"], 3)}}
+
+
+def _headline(figures: dict) -> dict:
+    keys = ("rank_ic_mean", "rank_ic_t", "icir_annual", "sharpe_net_5bp", "turnover", "coverage", "sessions",
+            "best_baseline")
+    out = {k: figures.get(k) for k in keys}
+    out["baselines"] = {n: b["rank_ic_mean"] for n, b in figures.get("baselines", {}).items()}
+    return wf.finite(out)
+
+
+# --- promote: the gate -----------------------------------------------------------------------------
+
+
+def gate(settings: Settings, cfg: wf.WalkForwardConfig, candidate_oos, champion_oos=None,
+         champion_live: dict | None = None, schema_missing: list[str] | None = None,
+         same_configuration: bool = False) -> dict:
+    """The promotion gates on the latest `promotion_window_sessions` out-of-sample sessions of the
+    candidate (pure: every input is given). Returns each gate's result and both sides' figures."""
+    n = settings.promotion_window_sessions
+    window = wf.last_sessions(candidate_oos, n)
+    series = wf.session_series(window, cfg)["rank_ic"]
+    cand_ic = series["model"]
+    baselines = {name: float(series[name].mean()) for name in series.columns if name != "model"}
+    best_name, best_ic = max(baselines.items(), key=lambda kv: kv[1]) if baselines else (None, float("nan"))
+    covered = window.dropna(subset=["pred_lo", "pred_hi", "label"])
+    coverage = wf.coverage(covered)
+    missing = int(window["label"].notna().sum() - window.dropna(subset=["label", "score"]).shape[0])
+    sessions = int(window["date"].nunique())
+    lags = max(cfg.label_horizon - 1, ev.default_lags(len(cand_ic), cfg.label_horizon))
+    gates: dict[str, bool] = {
+        "enough_sessions": sessions >= n,
+        "beats_best_baseline": bool(cand_ic.mean() > best_ic),
+        "no_missing_predictions": missing == 0,
+        "feature_schema_compatible": not schema_missing,
+        "interval_coverage": bool(covered["date"].nunique() == sessions
+                                  and abs(coverage - cfg.coverage) <= settings.promotion_coverage_tolerance),
+    }
+    out = {"window_start": str(min(window["date"])), "window_end": str(max(window["date"])), "sessions": sessions,
+           "candidate_rank_ic": float(cand_ic.mean()), "best_baseline": best_name, "best_baseline_rank_ic": best_ic,
+           "baselines": baselines, "coverage": float(coverage), "coverage_target": cfg.coverage,
+           "missing_predictions": missing, "schema_missing": list(schema_missing or []),
+           "champion_rank_ic": None, "paired": None, "same_configuration": same_configuration}
+    if champion_oos is not None:
+        champ_window = champion_oos[champion_oos["date"].isin(set(window["date"]))]
+        champ_ic = wf.session_series(champ_window, cfg)["rank_ic"]["model"]
+        paired = ev.paired_difference_t(cand_ic, champ_ic, lags)
+        out["champion_rank_ic"] = float(champ_ic.mean())
+        out["paired"] = paired
+        # The same configuration on the same data scores the same sessions identically: a refit on
+        # newer data is a refresh, judged by the other gates (the difference is zero by construction).
+        gates["beats_champion"] = bool(same_configuration or paired["mean_diff"] > settings.promotion_min_ic_diff)
+    if champion_live is not None:
+        out["champion_live"] = champion_live
+        if champion_live.get("sessions", 0) >= settings.promotion_live_sessions:
+            gates["beats_champion_live"] = bool(champion_live.get("rank_ic") is not None
+                                                and cand_ic.mean() > champion_live["rank_ic"])
+    out["gates"] = gates
+    out["passed"] = all(gates.values())
+    return out
+
+
+def promote(settings: Settings, candidate: dict, decided_on: dt.date, data: TrainingData | None = None) -> dict:
+    """Gate the candidate against the best baseline and the champion configuration on the same
+    out-of-sample sessions; pass moves `champion` (the old one keeps `previous`). The first model
+    is promoted only if it beats the best baseline. Every decision is recorded."""
+    import mlflow
 
     configure_mlflow(settings)
-    holdout_range = (test_part["date"].min(), test_part["date"].max())
-    with mlflow.start_run(run_name=f"train-{asof.isoformat()}") as run:
-        mlflow.log_params({**{k: v for k, v in PARAMS.items()}, "num_rounds": NUM_ROUNDS, "label": LABEL,
-                           "holdout_sessions": HOLDOUT_SESSIONS, "purge_sessions": PURGE_SESSIONS})
-        metrics = {f"holdout_{k}": v for k, v in model_ic.items()}
-        metrics.update({f"baseline_{n}_{k}": v for n, m in baselines.items() for k, v in m.items()})
-        metrics.update(calib)
-        mlflow.log_metrics(metrics)
-        importance = pd.DataFrame({"feature": final.feature_name(), "gain": final.feature_importance("gain")})
-        mlflow.log_text(importance.sort_values("gain", ascending=False).to_csv(index=False), "feature_importance.csv")
-        tags = {
-            "asof_date": asof.isoformat(),
-            "train_start": data.start.isoformat(),
-            "train_end": data.end.isoformat(),
-            "holdout_start": holdout_range[0].isoformat(),
-            "holdout_end": holdout_range[1].isoformat(),
-            "features_delta_version": str(data.features_version),
-            "labels_delta_version": str(data.labels_version),
-            "feature_list_hash": feature_list_hash(FEATURE_NAMES),  # the same hash as the Feast view's tag
-            "feature_service": settings.model_name,
-            "git_commit": _git_commit(),
-        }
-        mlflow.set_tags(tags)
-        example = frame[list(FEATURE_NAMES)].head(5)
-        info = mlflow.lightgbm.log_model(
-            final,
-            name="model",
-            signature=infer_signature(example, final.predict(example)),
-            input_example=example,
-            registered_model_name=settings.model_name,
-        )
     client = mlflow.MlflowClient()
-    version = str(info.registered_model_version)
-    scores = {**{k: repr(v) for k, v in calib.items()}, "holdout_rank_ic": repr(model_ic["rank_ic_mean"])}
-    for key, value in {**tags, **scores}.items():
-        client.set_model_version_tag(settings.model_name, version, key, value)
-    client.update_registered_model(
-        settings.model_name,
-        description="LightGBM on the daily feature catalogue; target: per-session rank of the next-open to "
-        "following-open return. Promoted through alias `champion` by the holdout gate.",
-    )
-    return {"version": version, "run_id": run.info.run_id, "asof": asof.isoformat(), "holdout": model_ic,
-            "baselines": baselines, "calibration": calib,
-            "holdout_start": holdout_range[0].isoformat(), "holdout_end": holdout_range[1].isoformat()}
+    cfg = wf.config_from_json(candidate["config_json"])
+    cand_oos = wf.read_oos(settings, candidate["oos_key"])
+    champion = champion_version(settings)
+    champion_oos, live, same = None, None, False
+    if champion is not None:
+        same = champion.tags.get("config_hash") == candidate["config_hash"]
+        if same:
+            champion_oos = cand_oos
+        else:
+            champion_oos = _champion_oos(settings, champion, candidate, data)
+        live = _live(settings, champion, decided_on)
+    result = gate(settings, cfg, cand_oos, champion_oos, live, _schema_missing(settings, candidate["features"]), same)
+    passed = result["passed"]
+    if passed:
+        if champion is not None:
+            client.set_registered_model_alias(settings.model_name, PREVIOUS, champion.version)
+        client.set_registered_model_alias(settings.model_name, CHAMPION, candidate["version"])
+    decision = {
+        "decided_on": decided_on, "model_name": settings.model_name, "candidate_version": str(candidate["version"]),
+        "champion_version": str(champion.version) if champion is not None else None,
+        "decision": "promoted" if passed else "rejected",
+        "candidate_rank_ic": result["candidate_rank_ic"], "champion_rank_ic": result["champion_rank_ic"],
+        "best_baseline": result["best_baseline"], "best_baseline_rank_ic": result["best_baseline_rank_ic"],
+        "gates": json.dumps(result["gates"]), "holdout_start": result["window_start"],
+        "holdout_end": result["window_end"],
+        "paired_ic_diff": (result["paired"] or {}).get("mean_diff"), "paired_t": (result["paired"] or {}).get("t_nw"),
+        "candidate_config_hash": candidate["config_hash"],
+        "champion_config_hash": champion.tags.get("config_hash") if champion is not None else None,
+        "details": json.dumps(wf.finite({k: v for k, v in result.items() if k != "gates"}), default=str),
+    }
+    record_decision(settings, decision)
+    client.set_model_version_tag(settings.model_name, str(candidate["version"]), "gate_decision",
+                                 f"{decision['decision']} on {decided_on.isoformat()}: {json.dumps(result['gates'])}")
+    return {**wf.finite({k: v for k, v in decision.items() if k not in ("gates", "details")}),
+            "decided_on": decided_on.isoformat(), "gates": result["gates"], "window": wf.finite(
+                {k: result[k] for k in ("sessions", "coverage", "missing_predictions", "window_start", "window_end")})}
+
+
+def _champion_oos(settings: Settings, champion, candidate: dict, data: TrainingData | None):
+    """The champion's configuration walked forward over the candidate's training set (same rows,
+    same blocks), kept in gold.predictions_oos under its own key."""
+    config = champion.tags.get("config_json")
+    if not config:
+        raise RuntimeError(f"champion v{champion.version} records no configuration (tag config_json)")
+    cfg = wf.config_from_json(config)
+    asof = dt.date.fromisoformat(candidate["asof"])
+    data = data or load_training_data(settings, asof)
+    oos = wf.walk_forward(data.frame, cfg, list(candidate["features"]))
+    wf.write_oos(settings, oos, f"champion:{cfg.config_hash()}:{asof.isoformat()}", cfg)
+    return oos
+
+
+def _live(settings: Settings, champion, decided_on: dt.date) -> dict | None:
+    from tickerlake.outcomes import live_record
+
+    if not lake.table_exists(settings, "gold.signal_outcomes"):
+        return None
+    record = live_record(settings, decided_on, window=settings.promotion_live_sessions)
+    return record["by_version"].get(str(champion.version))
+
+
+def _schema_missing(settings: Settings, features: list[str]) -> list[str]:
+    """Candidate features the serving side lacks: not a column of gold.features_daily."""
+    from deltalake import DeltaTable
+
+    columns = set(DeltaTable(settings.table_path("gold.features_daily")).schema().to_arrow().names)
+    return [f for f in features if f not in columns]
+
+
+DECISION_COLUMNS = {
+    "decided_on": "date32", "model_name": "string", "candidate_version": "string", "champion_version": "string",
+    "decision": "string", "candidate_rank_ic": "float64", "champion_rank_ic": "float64", "best_baseline": "string",
+    "best_baseline_rank_ic": "float64", "gates": "string", "holdout_start": "string", "holdout_end": "string",
+    "paired_ic_diff": "float64", "paired_t": "float64", "candidate_config_hash": "string",
+    "champion_config_hash": "string", "details": "string", "year": "int32",
+}
+
+
+def record_decision(settings: Settings, decision: dict) -> int:
+    """Add a decision to ops.model_decisions. The rows of its day are rewritten with it in one
+    commit: a retry of the same decision (same candidate, same kind) replaces itself, any other
+    decision of the day (a rollback after a promotion) stays beside it."""
+    import pyarrow as pa
+
+    schema = pa.schema([(name, pa.type_for_alias(kind)) for name, kind in DECISION_COLUMNS.items()])
+    day = decision["decided_on"]
+    row = {name: decision.get(name) for name in schema.names}
+    row["year"] = day.year
+    rows = [row]
+    if lake.table_exists(settings, "ops.model_decisions"):
+        existing = lake.read_table(settings, "ops.model_decisions", filters=[("decided_on", "=", day)])
+        for old in existing.to_dict("records"):
+            if (str(old["candidate_version"]), old["decision"]) != (row["candidate_version"], row["decision"]):
+                rows.insert(-1, {name: _plain(old.get(name)) for name in schema.names})
+    table = pa.Table.from_pylist(rows, schema=schema)
+    return lake.replace_interval(settings, "ops.model_decisions", table, day, day, date_column="decided_on")
+
+
+def _plain(value):
+    if value is None:
+        return None
+    if isinstance(value, float) and np.isnan(value):
+        return None
+    if isinstance(value, pd.Timestamp):
+        return value.date()
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
 
 
 def training_due(settings: Settings, asof: dt.date) -> tuple[bool, str]:
@@ -241,50 +350,6 @@ def champion_version(settings: Settings):
         return None
 
 
-def promote(settings: Settings, candidate: dict, decided_on: dt.date) -> dict:
-    """Gate: the candidate beats the best baseline on its holdout, and the champion on the same
-    sessions where the champion has not trained on them. Pass moves `champion`; every decision is recorded."""
-    import mlflow
-
-    configure_mlflow(settings)
-    client = mlflow.MlflowClient()
-    cand_ic = candidate["holdout"]["rank_ic_mean"]
-    best_baseline_name, best_baseline = max(
-        ((n, m["rank_ic_mean"]) for n, m in candidate["baselines"].items()), key=lambda x: x[1]
-    )
-    gates = {"beats_best_baseline": bool(cand_ic > best_baseline), "beats_champion": True}
-    champion = champion_version(settings)
-    champion_ic = None
-    if champion is not None:
-        champion_ic = _champion_ic_on(settings, champion, candidate)
-        gates["beats_champion"] = bool(champion_ic is None or cand_ic > champion_ic)
-    passed = all(gates.values())
-    if passed:
-        if champion is not None:
-            client.set_registered_model_alias(settings.model_name, PREVIOUS, champion.version)
-        client.set_registered_model_alias(settings.model_name, CHAMPION, candidate["version"])
-    decision = {
-        "decided_on": decided_on,
-        "model_name": settings.model_name,
-        "candidate_version": candidate["version"],
-        "champion_version": champion.version if champion is not None else None,
-        "decision": "promoted" if passed else "rejected",
-        "candidate_rank_ic": cand_ic,
-        "champion_rank_ic": champion_ic,
-        "best_baseline": best_baseline_name,
-        "best_baseline_rank_ic": best_baseline,
-        "gates": json.dumps(gates),
-        "holdout_start": candidate["holdout_start"],
-        "holdout_end": candidate["holdout_end"],
-    }
-    frame = pd.DataFrame([decision])
-    frame["year"] = pd.to_datetime(frame["decided_on"]).dt.year.astype("int32")
-    frame["champion_version"] = frame["champion_version"].astype("string")
-    frame["champion_rank_ic"] = frame["champion_rank_ic"].astype("float64")
-    lake.replace_interval(settings, "ops.model_decisions", frame, decided_on, decided_on, date_column="decided_on")
-    return {**decision, "decided_on": decided_on.isoformat(), "gates": gates}
-
-
 def rollback(settings: Settings, to_version: str, decided_on: dt.date, reason: str = "manual rollback") -> dict:
     """Move `champion` back to a registered version (the one it replaces keeps `previous`) and
     record the decision in ops.model_decisions beside the gate decisions (appended: a rollback
@@ -306,37 +371,13 @@ def rollback(settings: Settings, to_version: str, decided_on: dt.date, reason: s
     decision = {
         "decided_on": decided_on, "model_name": settings.model_name, "candidate_version": str(target.version),
         "champion_version": str(champion.version) if champion is not None else None, "decision": "rolled_back",
-        "candidate_rank_ic": float("nan"), "champion_rank_ic": float("nan"), "best_baseline": None,
-        "best_baseline_rank_ic": float("nan"), "gates": json.dumps({"manual_rollback": True, "reason": reason}),
-        "holdout_start": None, "holdout_end": None,
+        "gates": json.dumps({"manual_rollback": True, "reason": reason}),
+        "candidate_config_hash": target.tags.get("config_hash"),
+        "champion_config_hash": champion.tags.get("config_hash") if champion is not None else None,
     }
-    frame = pd.DataFrame([decision])
-    frame["year"] = pd.to_datetime(frame["decided_on"]).dt.year.astype("int32")
-    for col in ("champion_version", "best_baseline", "holdout_start", "holdout_end"):
-        frame[col] = frame[col].astype("string")
-    if lake.table_exists(settings, "ops.model_decisions"):
-        existing = lake.read_table(settings, "ops.model_decisions", filters=[("decided_on", "=", decided_on)])
-        if len(existing):
-            frame = pd.concat([existing, frame[list(existing.columns)].astype(existing.dtypes.to_dict())],
-                              ignore_index=True)
-    lake.replace_interval(settings, "ops.model_decisions", frame, decided_on, decided_on, date_column="decided_on")
+    record_decision(settings, decision)
     return {"decision": "rolled_back", "champion": str(target.version),
             "previous": str(champion.version) if champion is not None else None, "decided_on": decided_on.isoformat()}
-
-
-def _champion_ic_on(settings: Settings, champion, candidate: dict) -> float | None:
-    """The champion's rank IC on the candidate's holdout sessions it has not trained on (None if none)."""
-    import mlflow
-
-    trained_to = dt.date.fromisoformat(champion.tags.get("train_end", "1900-01-01"))
-    start = max(dt.date.fromisoformat(candidate["holdout_start"]), trained_to + dt.timedelta(days=1))
-    end = dt.date.fromisoformat(candidate["holdout_end"])
-    data = load_training_data(settings, end).frame
-    block = data[(data["date"] >= start) & (data["date"] <= end)]
-    if block["date"].nunique() < 20:
-        return None
-    model = mlflow.lightgbm.load_model(f"models:/{settings.model_name}@{CHAMPION}")
-    return summarize_ic(rank_ic_by_session(block, model.predict(block[list(FEATURE_NAMES)])))["rank_ic_mean"]
 
 
 def configure_mlflow(settings: Settings) -> None:

@@ -34,6 +34,11 @@ BASELINES: dict[str, tuple[str, float]] = {
     "low_volatility": ("STD20", -1.0),
 }
 LINEAR = "linear"  # ridge regression on the same features, refit per fold like the model
+# Seeded and deterministic: the same data and seed give the same model, bit for bit.
+DEFAULT_PARAMS: dict = {
+    "objective": "regression", "learning_rate": 0.05, "num_leaves": 15, "min_data_in_leaf": 200,
+    "feature_fraction": 0.8, "bagging_fraction": 0.8, "bagging_freq": 1, "lambda_l2": 10.0, "seed": 7,
+    "deterministic": True, "force_row_wise": True, "num_threads": 2, "verbose": -1}
 
 
 @dataclass(frozen=True)
@@ -50,10 +55,7 @@ class WalkForwardConfig:
     coverage: float = 0.8
     long_short_fraction: float = 0.1
     max_swap_fraction: float = 0.2
-    params: dict = dataclasses.field(default_factory=lambda: {
-        "objective": "regression", "learning_rate": 0.05, "num_leaves": 15, "min_data_in_leaf": 200,
-        "feature_fraction": 0.8, "bagging_fraction": 0.8, "bagging_freq": 1, "lambda_l2": 10.0, "seed": 7,
-        "deterministic": True, "force_row_wise": True, "num_threads": 2, "verbose": -1})
+    params: dict = dataclasses.field(default_factory=lambda: dict(DEFAULT_PARAMS))
 
     def config_hash(self, features: tuple[str, ...] = FEATURE_NAMES) -> str:
         """The frozen configuration's identity (recorded in MLflow before a held-back year is scored)."""
@@ -61,6 +63,37 @@ class WalkForwardConfig:
 
         blob = json.dumps({**dataclasses.asdict(self), "features": list(features)}, sort_keys=True, default=str)
         return hashlib.sha256(blob.encode()).hexdigest()
+
+
+def config_from_settings(settings) -> WalkForwardConfig:
+    """The training configuration in settings (label, LightGBM parameters, the walk-forward's blocks)."""
+    import re
+
+    match = re.fullmatch(r"ret_(\d+)d", settings.label)
+    if match is None:
+        raise ValueError(f"setting TICKERLAKE_LABEL must be a label column such as ret_1d or ret_5d, "
+                         f"got {settings.label!r}")
+    try:
+        overrides = json.loads(settings.train_params) if settings.train_params.strip() else {}
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"setting TICKERLAKE_TRAIN_PARAMS is not JSON: {exc}") from exc
+    if not isinstance(overrides, dict):
+        raise ValueError("setting TICKERLAKE_TRAIN_PARAMS must be a JSON object of LightGBM parameters")
+    return WalkForwardConfig(
+        label=settings.label, label_horizon=int(match.group(1)), test_sessions=settings.train_test_sessions,
+        train_sessions=settings.train_window_sessions or None, min_train=settings.train_min_sessions,
+        validation_sessions=settings.train_validation_sessions, embargo=settings.train_embargo_sessions,
+        num_rounds=settings.train_num_rounds, early_stopping_rounds=settings.train_early_stopping_rounds,
+        coverage=settings.interval_coverage, params={**DEFAULT_PARAMS, **overrides})
+
+
+def config_from_json(text: str) -> WalkForwardConfig:
+    """A configuration recorded on a model version (tag `config_json`)."""
+    return WalkForwardConfig(**json.loads(text))
+
+
+def config_json(cfg: WalkForwardConfig) -> str:
+    return json.dumps(dataclasses.asdict(cfg), sort_keys=True)
 
 
 def normalized(frame: pd.DataFrame, label: str) -> pd.Series:
@@ -126,14 +159,59 @@ def _with_predicted_return(oos: pd.DataFrame, cfg: WalkForwardConfig) -> pd.Data
     oos[["pred_return", "pred_lo", "pred_hi"]] = np.nan
     folds = sorted(oos["fold"].unique())
     for k in folds[1:]:
-        past = oos[oos["fold"] < k].dropna(subset=["score", "label"])
-        b, a = np.polyfit(past["score"], past["label"], 1)
-        last = past[past["fold"] == past["fold"].max()]
-        lo, hi = ev.conformal_interval(last["label"] - (a + b * last["score"]), cfg.coverage, symmetric=False)
+        c = calibration(oos[oos["fold"] < k], cfg)
         rows = oos["fold"] == k
-        pred = a + b * oos.loc[rows, "score"]
-        oos.loc[rows, "pred_return"], oos.loc[rows, "pred_lo"], oos.loc[rows, "pred_hi"] = pred, pred + lo, pred + hi
+        pred = c["calib_a"] + c["calib_b"] * oos.loc[rows, "score"]
+        oos.loc[rows, "pred_return"] = pred
+        oos.loc[rows, "pred_lo"], oos.loc[rows, "pred_hi"] = pred + c["interval_lo"], pred + c["interval_hi"]
     return oos
+
+
+def calibration(oos: pd.DataFrame, cfg: WalkForwardConfig) -> dict[str, float]:
+    """Score -> expected label (least squares over the out-of-sample rows given) and the
+    split-conformal offsets of the interval around it, calibrated on the latest fold among them:
+    a purged out-of-sample block, never an early-stopping block. In return units."""
+    past = oos.dropna(subset=["score", "label"])
+    b, a = np.polyfit(past["score"], past["label"], 1)
+    last = past[past["fold"] == past["fold"].max()]
+    lo, hi = ev.conformal_interval(last["label"] - (a + b * last["score"]), cfg.coverage, symmetric=False)
+    return {"calib_a": float(a), "calib_b": float(b), "interval_lo": float(lo), "interval_hi": float(hi)}
+
+
+def fit_final(frame: pd.DataFrame, cfg: WalkForwardConfig, rounds: int, features: list[str] | None = None):
+    """The configuration refit on every complete label of `frame` (all of it lies before the as-of
+    date, so nothing after it needs a purge), for the median early-stopped rounds of its folds."""
+    import lightgbm as lgb
+
+    features = list(features or FEATURE_NAMES)
+    frame = frame.dropna(subset=[cfg.label])
+    data = lgb.Dataset(frame[features], label=normalized(frame, cfg.label), free_raw_data=False)
+    return lgb.train(cfg.params, data, num_boost_round=max(1, int(rounds)))
+
+
+def final_rounds(oos: pd.DataFrame) -> int:
+    return int(np.median(oos.groupby("fold")["rounds"].first()))
+
+
+def last_sessions(oos: pd.DataFrame, n: int) -> pd.DataFrame:
+    """The rows of the latest `n` out-of-sample sessions."""
+    sessions = np.sort(oos["date"].unique())[-n:]
+    return oos[oos["date"].isin(sessions)]
+
+
+def session_series(oos: pd.DataFrame, cfg: WalkForwardConfig) -> dict[str, pd.DataFrame]:
+    """Per-session series of the model and each baseline, for charts and the paired gate:
+    `rank_ic` (sessions x scorers) and `net_5bp` (the turnover-controlled long-short, net of 5 bp)."""
+    scorers = ["score", *[c for c in oos.columns if c.startswith("base_") and oos[c].notna().any()]]
+    ic, net = {}, {}
+    for col in scorers:
+        frame = oos[["ticker", "date", "label", col]].rename(columns={col: "score"}).dropna()
+        name = "model" if col == "score" else col.removeprefix("base_")
+        ic[name] = ev.rank_ic_by_session(frame)
+        book = ev.long_short_portfolio(frame, fraction=cfg.long_short_fraction,
+                                       max_swap_fraction=cfg.max_swap_fraction, label_horizon=cfg.label_horizon)
+        net[name] = book.sessions["gross"] - book.sessions["turnover"] * 5.0 / 1e4
+    return {"rank_ic": pd.DataFrame(ic), "net_5bp": pd.DataFrame(net)}
 
 
 def _figures(oos: pd.DataFrame, score: str, cfg: WalkForwardConfig) -> dict:
@@ -158,12 +236,20 @@ def _figures(oos: pd.DataFrame, score: str, cfg: WalkForwardConfig) -> dict:
     }
 
 
+def coverage(rows: pd.DataFrame) -> float:
+    """Share of out-of-sample rows whose label falls inside [pred_lo, pred_hi] (absolute bounds)."""
+    rows = rows.dropna(subset=["pred_lo", "pred_hi", "label"])
+    if rows.empty:
+        return float("nan")
+    return ev.interval_coverage(rows["pred_return"], rows["pred_lo"] - rows["pred_return"],
+                                rows["pred_hi"] - rows["pred_return"], rows["label"])
+
+
 def score_oos(oos: pd.DataFrame, cfg: WalkForwardConfig = WalkForwardConfig()) -> dict:
     """The model's figures, the interval coverage, and the same figures for every baseline."""
     out = _figures(oos, "score", cfg)
     covered = oos.dropna(subset=["pred_lo", "pred_hi", "label"])
-    out["coverage"] = ev.interval_coverage(covered["pred_return"], covered["pred_lo"], covered["pred_hi"],
-                                           covered["label"]) if len(covered) else float("nan")
+    out["coverage"] = coverage(covered)
     out["coverage_target"] = cfg.coverage
     out["coverage_sessions"] = int(covered["date"].nunique())
     out["baselines"] = {c.removeprefix("base_"): _figures(oos, c, cfg) for c in oos.columns
@@ -178,7 +264,6 @@ def evaluate(settings, start: dt.date, end: dt.date, out_path: str | Path,
              cfg: WalkForwardConfig = WalkForwardConfig()) -> dict:
     """Walk-forward over the training set of [start, end] (Feast point-in-time features, labels by
     key); the figures to `out_path` as JSON; the out-of-sample rows to gold.predictions_oos."""
-    from tickerlake import lake
     from tickerlake.training import load_training_data
 
     data = load_training_data(settings, end)
@@ -188,13 +273,32 @@ def evaluate(settings, start: dt.date, end: dt.date, out_path: str | Path,
     figures.update({"start": str(start), "end": str(end), "config_hash": cfg.config_hash(),
                     "features_delta_version": data.features_version, "labels_delta_version": data.labels_version,
                     "folds": int(oos["fold"].nunique())})
-    rows = oos.assign(year=pd.to_datetime(oos["date"]).dt.year.astype("int32"), config_hash=cfg.config_hash())
-    lo, hi = min(rows["date"]), max(rows["date"])
-    lake.replace_interval(settings, "gold.predictions_oos", rows, lo, hi)
+    write_oos(settings, oos, f"evaluate:{cfg.config_hash()}:{start}:{end}", cfg)
     path = Path(out_path)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(finite(figures), indent=2, default=str) + "\n")
     return figures
+
+
+def write_oos(settings, oos: pd.DataFrame, run_key: str, cfg: WalkForwardConfig) -> int:
+    """The out-of-sample rows of one walk-forward into gold.predictions_oos under `run_key`
+    (what ran, its configuration and data): a rerun of the same key replaces its rows, so the
+    table is the same after it; other runs' rows are untouched."""
+    from tickerlake import lake
+
+    rows = oos.assign(year=pd.to_datetime(oos["date"]).dt.year.astype("int32"), config_hash=cfg.config_hash(),
+                      run_key=run_key)
+    return lake.replace_where(settings, "gold.predictions_oos", rows, "run_key", run_key)
+
+
+def read_oos(settings, run_key: str) -> pd.DataFrame:
+    from tickerlake import lake
+
+    rows = lake.read_table(settings, "gold.predictions_oos", filters=[("run_key", "=", run_key)])
+    if rows.empty:
+        raise LookupError(f"gold.predictions_oos has no rows of {run_key!r}")
+    rows["date"] = pd.to_datetime(rows["date"]).dt.date
+    return rows.drop(columns=["year", "config_hash", "run_key"]).sort_values(["date", "ticker"]).reset_index(drop=True)
 
 
 def finite(obj):

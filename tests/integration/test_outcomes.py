@@ -178,7 +178,8 @@ def test_predict_session_skips_incomplete_tickers_with_reasons_and_no_silent_zer
         mlflow.lightgbm.log_model(booster, name="model", registered_model_name=settings.model_name)
     client = mlflow.MlflowClient()
     version = client.search_model_versions(f"name='{settings.model_name}'")[0].version
-    for k, v in {"calib_a": "0.0", "calib_b": "1.0", "interval_q": "0.02", "holdout_rank_ic": "0.05"}.items():
+    for k, v in {"calib_a": "0.0", "calib_b": "1.0", "interval_lo": "-0.02", "interval_hi": "0.02",
+                 "backtest_rank_ic": "0.05"}.items():
         client.set_model_version_tag(settings.model_name, version, k, v)
     client.set_registered_model_alias(settings.model_name, CHAMPION, version)
 

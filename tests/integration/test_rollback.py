@@ -18,9 +18,8 @@ DAY = dt.date(2024, 6, 3)
 @pytest.fixture
 def registry(make_settings, tmp_path):
     import mlflow
-    import pandas as pd
 
-    from tickerlake.training import CHAMPION, configure_mlflow
+    from tickerlake.training import CHAMPION, configure_mlflow, record_decision
 
     settings = make_settings(tmp_path / "home", mlflow_tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}")
     configure_mlflow(settings)
@@ -29,13 +28,11 @@ def registry(make_settings, tmp_path):
     for _ in range(3):
         client.create_model_version(settings.model_name, settings.mlflow_artifacts.as_uri())
     client.set_registered_model_alias(settings.model_name, CHAMPION, "3")
-    gate = pd.DataFrame([{"decided_on": DAY, "model_name": settings.model_name, "candidate_version": "3",
-                          "champion_version": "2", "decision": "promoted", "candidate_rank_ic": 0.02,
-                          "champion_rank_ic": 0.01, "best_baseline": "reversal_1d", "best_baseline_rank_ic": 0.005,
-                          "gates": json.dumps({"beats_best_baseline": True}), "holdout_start": "2024-01-02",
-                          "holdout_end": "2024-05-31", "year": 2024}])
-    gate["year"] = gate["year"].astype("int32")
-    lake.replace_interval(settings, "ops.model_decisions", gate, DAY, DAY, date_column="decided_on")
+    record_decision(settings, {"decided_on": DAY, "model_name": settings.model_name, "candidate_version": "3",
+                               "champion_version": "2", "decision": "promoted", "candidate_rank_ic": 0.02,
+                               "champion_rank_ic": 0.01, "best_baseline": "reversal_1d", "best_baseline_rank_ic": 0.005,
+                               "gates": json.dumps({"beats_best_baseline": True}), "holdout_start": "2024-01-02",
+                               "holdout_end": "2024-05-31"})
     return settings, client
 
 

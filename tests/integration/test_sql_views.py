@@ -307,11 +307,12 @@ def test_live_ic_per_model_version(settings, con):
 
 
 def test_live_ic_matches_trainings_rank_ic(settings, con):
-    """The SQL statistic is training.rank_ic_by_session's (pandas average ranks, Pearson on ranks)."""
-    from tickerlake.training import rank_ic_by_session
+    """The SQL statistic is evaluation.rank_ic_by_session's (average ranks, Pearson on ranks)."""
+    from tickerlake.evaluation import rank_ic_by_session
 
-    frame = pd.DataFrame({"date": [D(2025, 1, 13)] * 4, "ret_1d": [-0.02, 0.00, 0.00, 0.02]})
-    ic = rank_ic_by_session(frame, [0.03, 0.01, -0.01, -0.03])
+    frame = pd.DataFrame({"date": [D(2025, 1, 13)] * 4, "label": [-0.02, 0.00, 0.00, 0.02],
+                          "score": [0.03, 0.01, -0.01, -0.03]})
+    ic = rank_ic_by_session(frame, min_names=2)
     df = sql.run_curated(settings, "live_ic_by_model_version", con=con).set_index("model_version")
     assert df.loc["2", "rank_ic_mean"] == pytest.approx(float(ic.iloc[0]))
 

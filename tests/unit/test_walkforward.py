@@ -52,7 +52,17 @@ def test_a_planted_signal_is_recovered_at_its_strength():
     assert abs(figures["baselines"]["linear"]["rank_ic_mean"] - planted) < 4 * se + 0.02
     assert figures["top_minus_bottom"] > 0 and figures["deciles"][-1] > figures["deciles"][0]
     assert figures["sharpe_net_5bp"] > figures["sharpe_net_20bp"]
-    assert 0.6 < figures["coverage"] < 0.95, figures["coverage"]  # target 0.8, calibrated on earlier folds only
+    # target 0.8, calibrated on earlier folds only; rows are exchangeable here, so it holds closely
+    assert abs(figures["coverage"] - 0.8) < 0.03, figures["coverage"]
+
+
+def test_coverage_counts_labels_inside_the_absolute_bounds():
+    from tickerlake.walkforward import coverage
+
+    rows = pd.DataFrame({"pred_return": [0.01, 0.01, 0.01, 0.01, 0.01],
+                         "pred_lo": [0.0, 0.0, 0.0, 0.0, np.nan], "pred_hi": [0.02, 0.02, 0.02, 0.02, 0.02],
+                         "label": [0.0, 0.02, 0.021, -0.5, 0.01]})
+    assert coverage(rows) == pytest.approx(0.5)  # bounds inclusive; the row without an interval is left out
 
 
 def test_shuffled_labels_give_no_signal():
