@@ -104,9 +104,27 @@ def cmd_backfill(settings: Settings, args: argparse.Namespace) -> dict:
 
 
 def cmd_train(settings: Settings, args: argparse.Namespace) -> dict:
+    from tickerlake import lake
     from tickerlake.pipeline import train_and_promote
+    from tickerlake.training import train
 
-    return train_and_promote(settings, args.as_of)
+    asof = args.as_of
+    if asof is None:  # the newest session with features
+        days = lake.read_table(settings, "gold.features_daily", columns=["date"])["date"]
+        if days.empty:
+            raise ValueError("gold.features_daily is empty: run the backfill first")
+        asof = max(days)
+        asof = asof if isinstance(asof, dt.date) else asof.date()
+    if args.no_promote:
+        return train(settings, asof)
+    return train_and_promote(settings, asof)
+
+
+def cmd_promote(settings: Settings, args: argparse.Namespace) -> dict:
+    from tickerlake.training import candidate_from_version, promote
+
+    candidate = candidate_from_version(settings, args.version)
+    return promote(settings, candidate, args.date or dt.date.fromisoformat(candidate["asof"]))
 
 
 def cmd_predict(settings: Settings, args: argparse.Namespace) -> dict:
@@ -189,8 +207,16 @@ def cmd_bench(settings: Settings, args: argparse.Namespace) -> dict:
         from tickerlake.features_bench import bench_features
 
         return bench_features(settings, args.out, tiers=args.tiers, progress=_progress)
+    if args.what == "predict":
+        from tickerlake.predict_bench import bench_predict
+
+        return bench_predict(settings, args.out, tiers=args.tiers, keep=args.keep, progress=_progress)
+    if args.what == "train":
+        from tickerlake.train_bench import bench_train
+
+        return bench_train(settings, args.out, tiers=args.tiers, progress=_progress)
     if args.what != "ingest":
-        raise ValueError(f"no benchmark {args.what!r} yet (available: ingest, drain, features)")
+        raise ValueError(f"no benchmark {args.what!r} yet (available: ingest, drain, features, predict, train)")
     return bench_ingest(settings, args.out, progress=_progress)
 
 
@@ -256,8 +282,12 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("--path", help="drop folder (csv source)")
         else:
             p.add_argument("--mode", choices=["backfill", "incremental"], default="backfill")
-    p = add("train", cmd_train, "train, evaluate and promote through the as-of date")
-    p.add_argument("--as-of", type=_date, required=True)
+    p = add("train", cmd_train, "walk-forward, log the case to MLflow, register, then the promotion gate")
+    p.add_argument("--as-of", type=_date, default=None, help="default: the newest session with features")
+    p.add_argument("--no-promote", action="store_true", help="register the version only; gate it with `promote`")
+    p = add("promote", cmd_promote, "the promotion gate for a registered version (default: the newest)")
+    p.add_argument("--version", default=None)
+    p.add_argument("--date", type=_date, default=None, help="decision date (default: the version's as-of date)")
     p = add("predict", cmd_predict, "predict the session after --date with the champion")
     p.add_argument("--date", type=_date, required=True)
     p = add("report", cmd_report, "render the signal report for --date")
@@ -280,9 +310,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--param", action="append", default=[], metavar="NAME=VALUE",
                    help="integer parameter of a curated query, e.g. ref_weeks=52 (repeatable)")
     p = add("bench", cmd_bench, "benchmarks that print their figures and write them as JSON")
-    p.add_argument("what", choices=["ingest", "drain", "features"])
+    p.add_argument("what", choices=["ingest", "drain", "features", "predict", "train"])
     p.add_argument("--out", required=True, help="JSON file for the figures")
-    p.add_argument("--tiers", nargs="+", help="features: the tiers to run (default: 100x2y, 500x5y, sp500_5yr)")
+    p.add_argument("--tiers", nargs="+", help="features, predict, train: the tiers to run (see each module's TIERS)")
+    p.add_argument("--keep", action="store_true", help="predict: keep the built lake under <home>/bench for the next run")
     p = add("replay", cmd_replay, "publish 5-minute bars (Stooq files or synthetic) to the intraday topic")
     p.add_argument("--source", choices=["stooq", "synthetic"], required=True)
     p.add_argument("--path", help="Stooq folder (default ../shared/data/stooq_5min_2026)")

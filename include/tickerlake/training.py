@@ -242,6 +242,26 @@ def promote(settings: Settings, candidate: dict, decided_on: dt.date, data: Trai
                 {k: result[k] for k in ("sessions", "coverage", "missing_predictions", "window_start", "window_end")})}
 
 
+def candidate_from_version(settings: Settings, version: str | None = None) -> dict:
+    """The candidate record `promote` takes, rebuilt from a registered version's tags (default: the
+    newest version), so the gate can run on its own (`tickerlake promote`)."""
+    import mlflow
+
+    configure_mlflow(settings)
+    client = mlflow.MlflowClient()
+    mv = client.get_model_version(settings.model_name, str(version)) if version else latest_version(settings)
+    if mv is None:
+        raise ValueError(f"{settings.model_name} has no registered version to promote")
+    missing = [t for t in ("config_json", "config_hash", "oos_key", "asof_date", "feature_list_hash") if t not in mv.tags]
+    if missing:
+        raise ValueError(f"version {mv.version} lacks the training tags {missing}: train it with `tickerlake train`")
+    if mv.tags["feature_list_hash"] != feature_list_hash(FEATURE_NAMES):
+        raise ValueError(f"version {mv.version} was trained on another feature list than this catalogue's")
+    return {"version": str(mv.version), "run_id": mv.run_id, "asof": mv.tags["asof_date"],
+            "oos_key": mv.tags["oos_key"], "config_hash": mv.tags["config_hash"],
+            "config_json": mv.tags["config_json"], "features": list(FEATURE_NAMES)}
+
+
 def _champion_oos(settings: Settings, champion, candidate: dict, data: TrainingData | None):
     """The champion's configuration walked forward over the candidate's training set (same rows,
     same blocks), kept in gold.predictions_oos under its own key."""

@@ -136,3 +136,25 @@ def test_the_case_is_on_the_run_and_the_version(market):
             "case/figures.json", "case/case.md"} <= files
     model = mlflow.lightgbm.load_model(f"models:/{settings.model_name}/{version.version}")
     assert model.num_feature() == len(FEATURE_NAMES)
+
+
+def test_promote_from_the_cli_gates_a_registered_version(market, monkeypatch):
+    """`tickerlake promote --version N` rebuilds the candidate from the version's tags. Version 3 has
+    the configuration of the champion restored by the rollback (version 1): the same configuration
+    on the same data is a refresh, judged by the other gates."""
+    import mlflow
+
+    from tickerlake.cli import main
+    from tickerlake.training import CHAMPION, configure_mlflow
+
+    settings, _ = market
+    for name, value in {"TICKERLAKE_HOME": str(settings.home), "TICKERLAKE_MLFLOW_TRACKING_URI": settings.mlflow_tracking_uri,
+                        "TICKERLAKE_JARS_DIR": str(settings.jars_dir), "TICKERLAKE_PROMOTION_WINDOW_SESSIONS": "120"}.items():
+        monkeypatch.setenv(name, value)
+    assert main(["promote", "--version", "3", "--date", "2025-01-10"]) == 0
+    configure_mlflow(settings)
+    assert str(mlflow.MlflowClient().get_model_version_by_alias(settings.model_name, CHAMPION).version) == "3"
+    rows = lake.read_table(settings, "ops.model_decisions", filters=[("decided_on", "=", dt.date(2025, 1, 10))])
+    assert list(rows["decision"]) == ["promoted"] and json.loads(rows["details"].iloc[0])["same_configuration"]
+    assert main(["promote", "--version", "99"]) != 0  # no such version: a clear error, nothing recorded
+    assert len(lake.read_table(settings, "ops.model_decisions")) == 5
