@@ -103,7 +103,10 @@ def append(settings: Settings, name: str, frame: pd.DataFrame | pa.Table) -> int
 
     table = frame if isinstance(frame, pa.Table) else pa.Table.from_pandas(frame, preserve_index=False)
     path = settings.table_path(name)
-    write_deltalake(path, table, mode="append")
+    # a table created by its first append is partitioned by year like every other (maintenance
+    # compacts and Z-orders per partition; readers prune by year)
+    partition = ["year"] if "year" in table.column_names and not DeltaTable.is_deltatable(path) else None
+    write_deltalake(path, table, mode="append", partition_by=partition)
     return DeltaTable(path).version()
 
 

@@ -62,6 +62,16 @@ def score_features(model, features: pd.DataFrame, calibration: dict[str, float],
     return out
 
 
+def prediction_rows(scored: pd.DataFrame, asof: dt.date, model_name: str, model_version: str, features_version: int,
+                    run_id: str, published: bool = False) -> pd.DataFrame:
+    """One session's scored rows with the lineage columns of gold.predictions_daily, in its order."""
+    return scored.assign(
+        asof_date=asof, target_session=next_session(asof), event_ts=pd.Timestamp(session_close_utc(asof)),
+        model_name=model_name, model_version=model_version, features_version=np.int64(features_version),
+        run_id=run_id, published=published, year=np.int32(asof.year),
+    )[PREDICTION_COLUMNS]
+
+
 def champion_calibration(version) -> dict[str, float]:
     """The version's score -> return map and conformal offsets (set by training from out-of-sample blocks)."""
     return {k: float(version.tags[k]) for k in ("calib_a", "calib_b", "interval_lo", "interval_hi")}
@@ -88,17 +98,7 @@ def predict_session(settings: Settings, asof: dt.date, run_id: str) -> dict:
     configure_mlflow(settings)
     model = mlflow.lightgbm.load_model(f"models:/{settings.model_name}@{CHAMPION}")
     scored = score_features(model, complete, champion_calibration(champion), settings.signal_threshold)
-    scored = scored.assign(
-        asof_date=asof,
-        target_session=next_session(asof),
-        event_ts=pd.Timestamp(session_close_utc(asof)),
-        model_name=settings.model_name,
-        model_version=str(champion.version),
-        features_version=np.int64(fv),
-        run_id=run_id,
-        published=False,
-        year=np.int32(asof.year),
-    )[PREDICTION_COLUMNS]
+    scored = prediction_rows(scored, asof, settings.model_name, str(champion.version), fv, run_id)
     published = publish_predictions(settings, scored, asof, run_id, expected_tickers=complete["ticker"])
     skipped_version = write_skipped(settings, skipped.assign(
         target_session=next_session(asof), run_id=run_id, model_version=str(champion.version),

@@ -320,9 +320,8 @@ def _history_predictions(s: Settings, booster, calib: dict, model_version: str, 
     import pandas as pd
 
     from tickerlake import lake
-    from tickerlake.calendar import next_session, session_close_utc
     from tickerlake.catalog import FEATURE_NAMES, REQUIRED_FEATURES
-    from tickerlake.predict import PREDICTION_COLUMNS, score_features
+    from tickerlake.predict import PREDICTION_COLUMNS, prediction_rows, score_features
 
     feats = lake.read_table(s, FEATURES, version=fv, filters=[("year", "=", year)],
                             columns=["ticker", "date", *FEATURE_NAMES])
@@ -332,11 +331,7 @@ def _history_predictions(s: Settings, booster, calib: dict, model_version: str, 
     parts = []
     for day, rows in feats.groupby("date", sort=True):
         scored = score_features(booster, rows, calib, s.signal_threshold)
-        # the same columns predict_session adds to a run's rows
-        parts.append(scored.assign(
-            asof_date=day, target_session=next_session(day), event_ts=pd.Timestamp(session_close_utc(day)),
-            model_name=s.model_name, model_version=model_version, features_version=np.int64(fv),
-            run_id="bench__history", published=True, year=np.int32(year))[PREDICTION_COLUMNS])
+        parts.append(prediction_rows(scored, day, s.model_name, model_version, fv, "bench__history", published=True))
     if not parts:
         return pd.DataFrame(columns=PREDICTION_COLUMNS)
     return pd.concat(parts, ignore_index=True).sort_values(["ticker", "asof_date"], ignore_index=True)
