@@ -38,6 +38,19 @@ TIERS = {
 GOAL_5000X20Y_S = 600
 
 
+def report_header(benchmark: str, **extra) -> dict:
+    """The head of every benchmark's JSON: what was measured, on which machine, how busy it was
+    (these machines are noisy: the ratios inside a run are the figures to compare), and when."""
+    return {
+        "benchmark": benchmark,
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform(),
+                    "load_average": [round(x, 2) for x in os.getloadavg()]},
+        "started": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),  # wall-clock ok: when it was measured
+        **extra,
+        "tiers": {},
+    }
+
+
 def bench_ingest(settings: Settings, out_path: str | os.PathLike[str], tiers: list[str] | None = None,
                  progress=print) -> dict:
     """Run the ingest benchmark tiers (default: all that can run), print the figures, write JSON to `out_path`."""
@@ -46,12 +59,7 @@ def bench_ingest(settings: Settings, out_path: str | os.PathLike[str], tiers: li
     _warm_up()  # importing Great Expectations and its first validation: once per process, not per tier
     warmup_s = round(time.perf_counter() - t0, 2)
     progress(f"Great Expectations warm-up: {warmup_s}s (once per process, not in the tiers)")
-    report = {
-        "benchmark": "ingest",
-        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()},
-        "warmup_s": warmup_s,
-        "tiers": {},
-    }
+    report = report_header("ingest", warmup_s=warmup_s)
     for name in names:
         spec = TIERS[name]
         if spec["source"] == "csv" and not Path(spec["path"]).is_dir():

@@ -20,15 +20,13 @@ session for 5,000 tickers <= 60 s including start-up; Spark / DuckDB <= 4.
 from __future__ import annotations
 
 import dataclasses
-import datetime as dt
 import json
 import os
-import platform
 import shutil
 import time
 from pathlib import Path
 
-from tickerlake.bench import SHARED_SP500
+from tickerlake.bench import SHARED_SP500, report_header
 from tickerlake.settings import Settings
 
 TIERS = {
@@ -140,13 +138,7 @@ def _run_tier(settings: Settings, name: str, spec: dict, progress) -> dict:
 def bench_features(settings: Settings, out_path: str | os.PathLike[str], tiers: list[str] | None = None,
                    progress=print) -> dict:
     """Run the tiers (default DEFAULT_TIERS), print the figures, write JSON to `out_path`."""
-    report: dict = {
-        "benchmark": "features",
-        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()},
-        "started": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),  # wall-clock ok: when it was measured
-        "goals": GOALS,
-        "tiers": {},
-    }
+    report = report_header("features", goals=GOALS)
     for name in tiers or DEFAULT_TIERS:
         spec = TIERS[name]
         if spec["source"] == "csv" and not Path(spec["path"]).is_dir():

@@ -58,7 +58,6 @@ import datetime as dt
 import json
 import os
 import pickle
-import platform
 import shutil
 import subprocess
 import sys
@@ -66,6 +65,7 @@ import time
 import uuid
 from pathlib import Path
 
+from tickerlake.bench import report_header
 from tickerlake.settings import Settings
 
 TIERS = {
@@ -90,13 +90,7 @@ FEATURES, PREDICTIONS = "gold.features_daily", "gold.predictions_daily"
 def bench_predict(settings: Settings, out_path: str | os.PathLike[str], tiers: list[str] | None = None,
                   keep: bool = False, progress=print) -> dict:
     """Run the tiers (default DEFAULT_TIERS), print the figures, write JSON to `out_path`."""
-    report: dict = {
-        "benchmark": "predict",
-        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()},
-        "started": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),  # wall-clock ok: when it was measured
-        "goals": GOALS,
-        "tiers": {},
-    }
+    report = report_header("predict", goals=GOALS)
     out = Path(out_path)
     estimate: dict | None = None
     for name in tiers or DEFAULT_TIERS:

@@ -19,14 +19,13 @@ MLflow logging <= 2% of the training time.
 from __future__ import annotations
 
 import dataclasses
-import datetime as dt
 import json
 import os
-import platform
 import shutil
 import time
 from pathlib import Path
 
+from tickerlake.bench import report_header
 from tickerlake.settings import Settings
 
 TIERS = {
@@ -127,14 +126,7 @@ def bench_train(settings: Settings, out_path: str | os.PathLike[str], tiers: lis
                 progress=print) -> dict:
     """Run the tiers (default DEFAULT_TIERS), print the figures, write JSON to `out_path`. Each tier
     logs to its own MLflow store under <home>/bench/train-<tier>/ (removed afterwards)."""
-    report: dict = {
-        "benchmark": "train",
-        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform(),
-                    "load_average": os.getloadavg()},
-        "started": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),  # wall-clock ok: when it was measured
-        "goals": GOALS,
-        "tiers": {},
-    }
+    report = report_header("train", goals=GOALS)
     out = Path(out_path)
     out.parent.mkdir(parents=True, exist_ok=True)
     for name in tiers or DEFAULT_TIERS:

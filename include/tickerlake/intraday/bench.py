@@ -19,7 +19,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import platform
 import shutil
 import socket
 import subprocess
@@ -28,6 +27,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from tickerlake.bench import report_header
 from tickerlake.settings import Settings
 
 TIERS = {"100k": 100_000, "1M": 1_000_000}
@@ -113,9 +113,7 @@ def bench_drain(settings: Settings, out_path: str | os.PathLike[str], tiers: lis
     port, controller = _free_port(), _free_port()
     broker = dataclasses.replace(settings, home=root / "broker", kafka_port=port, kafka_controller_port=controller,
                                  kafka_bootstrap=f"127.0.0.1:{port}")
-    report: dict = {"benchmark": "drain", "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
-                                                      "platform": platform.platform()},
-                    "spark_master": settings.spark_master, "tiers": {}}
+    report = report_header("drain", spark_master=settings.spark_master)
     start_broker(broker)
     try:
         for name in tiers or list(TIERS):
