@@ -92,14 +92,13 @@ def _pct(x) -> str:
 
 
 def write_case(folder: Path, cfg: wf.WalkForwardConfig, oos: pd.DataFrame, figures: dict, booster,
-               summary: str) -> list[Path]:
+               summary: str, series: dict[str, pd.DataFrame]) -> list[Path]:
     """The case's files (tables as CSV, charts as PNG) into `folder`."""
     from matplotlib.figure import Figure
 
     from tickerlake.report import save_png
 
     folder.mkdir(parents=True, exist_ok=True)
-    series = wf.session_series(oos, cfg)
     ic, net = series["rank_ic"].sort_index(), series["net_5bp"].sort_index()
     ic.rename_axis("date").to_csv(folder / "rank_ic_by_session.csv")
     by_year = pd.DataFrame({name: ev.by_year(ic[name], cfg.label_horizon)["mean"] for name in ic.columns})
@@ -159,9 +158,10 @@ def write_case(folder: Path, cfg: wf.WalkForwardConfig, oos: pd.DataFrame, figur
 
 def log_case(settings: Settings, *, run_name: str, cfg: wf.WalkForwardConfig, oos: pd.DataFrame, figures: dict,
              window_figures: dict, calib: dict, booster, frame: pd.DataFrame, features: list[str], tags: dict,
-             version_tags: dict, timings: dict) -> dict:
+             version_tags: dict, timings: dict, series: dict[str, pd.DataFrame]) -> dict:
     """Log the case to one run, register the model; returns version, run_id and mlflow_s (the
-    seconds spent on all of it, the figure `bench train` holds against the training time)."""
+    seconds spent on all of it, the figure `bench train` holds against the training time).
+    `series`: walkforward.session_series of `oos`, computed with the evaluation's figures."""
     import mlflow
     from mlflow.entities import Metric
     from mlflow.models import infer_signature
@@ -182,14 +182,14 @@ def log_case(settings: Settings, *, run_name: str, cfg: wf.WalkForwardConfig, oo
         metrics = {**flat_metrics(figures, "wf_"), **flat_metrics(window_figures, "window_"), **calib,
                    **{k: float(v) for k, v in timings.items()}}
         mlflow.log_metrics(metrics)  # one batch
-        ic = wf.session_series(oos, cfg)["rank_ic"]["model"].dropna().sort_index()
+        ic = series["rank_ic"]["model"].dropna().sort_index()
         stamp = int(time.time() * 1000)
-        series = [Metric("oos_rank_ic_by_session", float(v), int(pd.Timestamp(d).timestamp() * 1000) or stamp, i)
+        points = [Metric("oos_rank_ic_by_session", float(v), int(pd.Timestamp(d).timestamp() * 1000) or stamp, i)
                   for i, (d, v) in enumerate(ic.items())]
-        for i in range(0, len(series), MAX_BATCH):
-            client.log_batch(run.info.run_id, metrics=series[i:i + MAX_BATCH])
+        for i in range(0, len(points), MAX_BATCH):
+            client.log_batch(run.info.run_id, metrics=points[i:i + MAX_BATCH])
         with tempfile.TemporaryDirectory() as tmp:
-            write_case(Path(tmp), cfg, oos, figures, booster, summary)
+            write_case(Path(tmp), cfg, oos, figures, booster, summary, series)
             mlflow.log_artifacts(tmp, "case")
         example = frame[features].head(5)
         info = mlflow.lightgbm.log_model(booster, name="model", signature=infer_signature(example, booster.predict(example)),

@@ -97,6 +97,7 @@ def train(settings: Settings, asof: dt.date, data: TrainingData | None = None) -
     oos_key = f"train:{cfg.config_hash()}:{asof.isoformat()}"
     wf.write_oos(settings, oos, oos_key, cfg)
     figures = wf.score_oos(oos, cfg)
+    series = wf.session_series(oos, cfg)
     window = wf.last_sessions(oos, settings.promotion_window_sessions)
     window_figures = wf.score_oos(window, cfg)
     calib = wf.calibration(oos, cfg)
@@ -128,7 +129,7 @@ def train(settings: Settings, asof: dt.date, data: TrainingData | None = None) -
     logged = log_case(settings, run_name=f"train-{asof.isoformat()}", cfg=cfg, oos=oos, figures=figures,
                       window_figures=window_figures, calib=calib, booster=final, frame=data.frame,
                       features=features, tags=tags, version_tags=version_tags,
-                      timings={"walk_forward_s": walk_forward_s, "refit_s": refit_s})
+                      timings={"walk_forward_s": walk_forward_s, "refit_s": refit_s}, series=series)
     return {"version": logged["version"], "run_id": logged["run_id"], "asof": asof.isoformat(),
             "oos_key": oos_key, "config_hash": cfg.config_hash(features), "config_json": wf.config_json(cfg),
             "features": features, "rounds": rounds, "calibration": calib,
