@@ -1,6 +1,6 @@
 -- Live rank IC per model version: per as-of session, Spearman's rank correlation between the
 -- predicted return and the realised 1-session label ret_1d across tickers, then averaged per
--- model_version (the same statistic as training's holdout rank IC: average ranks for ties,
+-- model_version (the same statistic as the walk-forward's rank IC: average ranks for ties,
 -- sessions with fewer than 3 labelled tickers left out).
 --
 -- Reads gold.predictions_daily joined to gold.labels_daily on (ticker, asof_date = date), one run per
