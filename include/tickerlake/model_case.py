@@ -183,8 +183,8 @@ def log_case(settings: Settings, *, run_name: str, cfg: wf.WalkForwardConfig, oo
                    **{k: float(v) for k, v in timings.items()}}
         mlflow.log_metrics(metrics)  # one batch
         ic = series["rank_ic"]["model"].dropna().sort_index()
-        stamp = int(time.time() * 1000)
-        points = [Metric("oos_rank_ic_by_session", float(v), int(pd.Timestamp(d).timestamp() * 1000) or stamp, i)
+        # each point is stamped with its session, so the chart's x axis is the calendar
+        points = [Metric("oos_rank_ic_by_session", float(v), int(pd.Timestamp(d).timestamp() * 1000), i)
                   for i, (d, v) in enumerate(ic.items())]
         for i in range(0, len(points), MAX_BATCH):
             client.log_batch(run.info.run_id, metrics=points[i:i + MAX_BATCH])

@@ -88,13 +88,17 @@ FEATURES, PREDICTIONS = "gold.features_daily", "gold.predictions_daily"
 
 
 def bench_predict(settings: Settings, out_path: str | os.PathLike[str], tiers: list[str] | None = None,
-                  keep: bool = False, progress=print) -> dict:
-    """Run the tiers (default DEFAULT_TIERS), print the figures, write JSON to `out_path`."""
+                  keep: bool = False, progress=print, specs: dict[str, dict] | None = None,
+                  history_queries: int = HISTORY_QUERIES, on_measured=None) -> dict:
+    """Run the tiers (default DEFAULT_TIERS), print the figures, write JSON to `out_path`.
+    `specs`: further tiers by name; `on_measured(settings, build)` is called with each tier's lake
+    still in place (before it is removed), for a caller that checks what the bench wrote."""
+    specs = {**TIERS, **(specs or {})}
     report = report_header("predict", goals=GOALS)
     out = Path(out_path)
     estimate: dict | None = None
     for name in tiers or DEFAULT_TIERS:
-        spec = TIERS[name]
+        spec = specs[name]
         home = tier_home(settings, name)
         if name == FULL and estimate is not None and not _complete(home):
             why = _too_big(estimate, settings.home)
@@ -102,7 +106,8 @@ def bench_predict(settings: Settings, out_path: str | os.PathLike[str], tiers: l
                 report["tiers"][name] = {"skipped": why, "estimate": estimate}
                 progress(f"{name}: skipped ({why})")
                 continue
-        f = run_tier(settings, name, spec, keep=keep, progress=progress)
+        f = run_tier(settings, name, spec, keep=keep, progress=progress, history_queries=history_queries,
+                     on_measured=on_measured)
         report["tiers"][name] = f
         if "estimate_5000x20y" in f:
             estimate = f["estimate_5000x20y"]
@@ -131,7 +136,8 @@ def tier_settings(settings: Settings, home: Path) -> Settings:
                                mlflow_tracking_uri=f"sqlite:///{home / 'mlflow' / 'mlflow.db'}")
 
 
-def run_tier(settings: Settings, name: str, spec: dict, keep: bool = False, progress=print) -> dict:
+def run_tier(settings: Settings, name: str, spec: dict, keep: bool = False, progress=print,
+             history_queries: int = HISTORY_QUERIES, on_measured=None) -> dict:
     """Build (or reuse) the tier's lake, measure, remove the lake unless `keep`."""
     home = tier_home(settings, name)
     s = tier_settings(settings, home)
@@ -153,8 +159,10 @@ def run_tier(settings: Settings, name: str, spec: dict, keep: bool = False, prog
                        model_version=build["model_version"], calib_block_rank_ic=build["calib_block_rank_ic"])
         progress(f"{name}: predict_session for {build['last_session']} in a fresh process ...")
         figures["predict"] = _measure_predict(s, build)
-        progress(f"{name}: {HISTORY_QUERIES} one-ticker histories through the analyst views ...")
-        figures["history"] = _measure_history(s, build)
+        progress(f"{name}: {history_queries} one-ticker histories through the analyst views ...")
+        figures["history"] = _measure_history(s, build, history_queries)
+        if on_measured is not None:
+            on_measured(s, build)
         figures["lake_bytes"] = _size(home / "lake")
         figures["load_avg_end"] = [round(x, 2) for x in os.getloadavg()]
     finally:
@@ -455,14 +463,14 @@ def history_sql(ticker: str) -> str:
             f"ON p.asof_date = f.date WHERE f.ticker = {t} ORDER BY f.date")
 
 
-def _measure_history(s: Settings, build: dict) -> dict:
+def _measure_history(s: Settings, build: dict, queries: int = HISTORY_QUERIES) -> dict:
     import numpy as np
 
     from tickerlake import sql
 
     expected = build["sessions_per_ticker"]
     rng = np.random.default_rng(s.seed + 1)
-    tickers = list(rng.choice(sorted(expected), HISTORY_QUERIES, replace=len(expected) < HISTORY_QUERIES))
+    tickers = list(rng.choice(sorted(expected), queries, replace=len(expected) < queries))
     t0 = time.perf_counter()
     con = sql.connect(s)
     connect_s = time.perf_counter() - t0

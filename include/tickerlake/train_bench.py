@@ -132,7 +132,7 @@ def _run_tier(settings: Settings, name: str, spec: dict, progress) -> dict:
 
 
 def bench_train(settings: Settings, out_path: str | os.PathLike[str], tiers: list[str] | None = None,
-                progress=print) -> dict:
+                progress=print, specs: dict[str, dict] | None = None) -> dict:
     """Run the tiers (default DEFAULT_TIERS), print the figures, write JSON to `out_path`. Each tier
     logs to its own MLflow store under <home>/bench/train-<tier>/ (removed afterwards)."""
     report = report_header("train", goals=GOALS)
@@ -144,7 +144,7 @@ def bench_train(settings: Settings, out_path: str | os.PathLike[str], tiers: lis
         home.mkdir(parents=True)
         tier_settings = dataclasses.replace(settings, home=home, mlflow_tracking_uri=f"sqlite:///{home / 'mlflow.db'}")
         try:
-            f = _run_tier(tier_settings, name, TIERS[name], progress)
+            f = _run_tier(tier_settings, name, {**TIERS, **(specs or {})}[name], progress)
         finally:
             shutil.rmtree(home, ignore_errors=True)
         report["tiers"][name] = f

@@ -23,23 +23,18 @@ pytestmark = pytest.mark.integration
 SPEC = {"tickers": 30, "start": "2025-01-02", "end": "2025-12-31"}
 
 
-def test_small_tier_measures_the_real_paths_then_cleans(tmp_path: Path, monkeypatch):
-    monkeypatch.setitem(predict_bench.TIERS, "tiny", SPEC)
-    monkeypatch.setattr(predict_bench, "HISTORY_QUERIES", 6)
+def test_small_tier_measures_the_real_paths_then_cleans(tmp_path: Path):
     settings = load_settings(home=tmp_path / "home")
     home = predict_bench.tier_home(settings, "tiny")
     seen: dict = {}
-    measure_history = predict_bench._measure_history
 
-    def and_inspect(s, build):  # the tier's lake is removed at the end: look at it while it is there
-        figures = measure_history(s, build)
+    def inspect(s, build):  # the tier's lake is removed at the end: look at it while it is there
         seen["asof"] = dt.date.fromisoformat(build["last_session"])
         seen["complete"], seen["run"], seen["history"] = _inspect(s, seen["asof"])
-        return figures
 
-    monkeypatch.setattr(predict_bench, "_measure_history", and_inspect)
     out = tmp_path / "predict.json"
-    predict_bench.bench_predict(settings, out, tiers=["tiny"], progress=print)
+    predict_bench.bench_predict(settings, out, tiers=["tiny"], progress=print, specs={"tiny": SPEC},
+                                history_queries=6, on_measured=inspect)
 
     report = json.loads(out.read_text())
     f = report["tiers"]["tiny"]

@@ -15,13 +15,13 @@ from tickerlake.settings import load_settings
 pytestmark = pytest.mark.integration
 
 
-def test_small_tier_reports_fit_walk_forward_and_logging_share(tmp_path: Path, monkeypatch):
-    monkeypatch.setitem(train_bench.TIERS, "tiny", {"tickers": 30, "start": "2024-01-02", "end": "2025-12-31"})
+def test_small_tier_reports_fit_walk_forward_and_logging_share(tmp_path: Path):
     settings = dataclasses.replace(load_settings(home=tmp_path / "home"), train_num_rounds=30, train_min_sessions=200,
                                    train_test_sessions=60, promotion_window_sessions=100,
                                    train_params=json.dumps({"num_threads": 1, "max_bin": 31}))
     out = tmp_path / "train.json"
-    report = train_bench.bench_train(settings, out, tiers=["tiny"], progress=lambda line: None)
+    report = train_bench.bench_train(settings, out, tiers=["tiny"], progress=lambda line: None,
+                                     specs={"tiny": {"tickers": 30, "start": "2024-01-02", "end": "2025-12-31"}})
     assert json.loads(out.read_text()) == json.loads(json.dumps(report, default=str))
     f = report["tiers"]["tiny"]
     assert f["rows"] > 30 * 400 and f["features"] == 194 and f["folds"] >= 3
