@@ -11,8 +11,8 @@ Feast's event time of a daily row is `event_ts`: the session's close in UTC.
 Labels (gold.labels_daily) are never a feature view: they meet the features only in training and
 evaluation, so serving can never see them.
 
-Later (not declared yet): intraday features behind a PushSource fed by the short-interval DAG,
-and views over the alternative data (news, social, macro, each as of its publication time).
+Intraday predictions reach the online store through a PushSource: the short-interval DAG pushes
+each run's scores as it appends them to gold.predictions_intraday (the push source's batch source).
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from feast import Entity, FeatureService, FeatureView, Field, FileSource, ValueType
+from feast import Entity, FeatureService, FeatureView, Field, FileSource, PushSource, ValueType
 from feast.data_format import DeltaFormat
 from feast.data_source import DataSource
 from feast.types import Float64, String
@@ -34,6 +34,12 @@ from tickerlake.feast_store import (
     FEATURE_SERVICE,
     FEATURES_TABLE,
     FEATURES_VIEW,
+    INTRADAY_FEATURES,
+    INTRADAY_PUSH_SOURCE,
+    INTRADAY_TABLE,
+    INTRADAY_TIMESTAMP,
+    INTRADAY_TTL,
+    INTRADAY_VIEW,
     PREDICTIONS_TABLE,
     PREDICTIONS_VIEW,
     feature_list_hash,
@@ -50,6 +56,8 @@ PREDICTION_SCHEMA: tuple[tuple[str, Any], ...] = (
     ("signal", String),
     ("model_version", String),
 )
+_TYPES = {**dict(PREDICTION_SCHEMA), "ret_open": Float64, "ret_last_bar": Float64, "vol_tod_ratio": Float64,
+          "gap_open": Float64}
 
 
 @dataclass(frozen=True)
@@ -59,7 +67,12 @@ class Definitions:
     predictions_source: DataSource
     daily_features: FeatureView
     daily_predictions: FeatureView
+    intraday_source: PushSource
+    intraday_predictions: FeatureView
     feature_service: FeatureService
+
+    def views(self) -> list[FeatureView]:
+        return [self.daily_features, self.daily_predictions, self.intraday_predictions]
 
     def objects(self) -> list[Any]:
         """Everything to register, in dependency order."""
@@ -67,13 +80,14 @@ class Definitions:
             self.ticker,
             self.features_source,
             self.predictions_source,
-            self.daily_features,
-            self.daily_predictions,
+            self.intraday_source,
+            *self.views(),
             self.feature_service,
         ]
 
 
-def delta_source(settings: Settings, table: str, offline_store: str) -> DataSource:
+def delta_source(settings: Settings, table: str, offline_store: str,
+                 timestamp_field: str = EVENT_TIMESTAMP) -> DataSource:
     """The batch source over a gold Delta table, of the class the offline store reads."""
     name = table.replace(".", "_")
     if offline_store == "spark":
@@ -85,7 +99,7 @@ def delta_source(settings: Settings, table: str, offline_store: str) -> DataSour
             name=name,
             path=settings.table_uri(table),
             table_format=DeltaTableFormat(),
-            timestamp_field=EVENT_TIMESTAMP,
+            timestamp_field=timestamp_field,
             description=f"Delta table {table}",
         )
     # Embedded: DuckDB's delta extension reads the table through its log (feature_store.yaml).
@@ -93,7 +107,7 @@ def delta_source(settings: Settings, table: str, offline_store: str) -> DataSour
         name=name,
         path=settings.table_path(table),
         file_format=DeltaFormat(),
-        timestamp_field=EVENT_TIMESTAMP,
+        timestamp_field=timestamp_field,
         description=f"Delta table {table}",
     )
 
@@ -146,6 +160,26 @@ def build_definitions(settings: Settings, offline_store: str = "duckdb") -> Defi
         description="Next-session return prediction and signal of the champion model",
         tags={"table": PREDICTIONS_TABLE},
     )
+    # Pushed by each intraday run (tickerlake.feast_store.push_intraday_predictions); the Delta
+    # table, appended by the same run, is its offline copy. Keyed by ticker like the daily views.
+    intraday_source = PushSource(
+        name=INTRADAY_PUSH_SOURCE,
+        batch_source=delta_source(settings, INTRADAY_TABLE, offline_store, INTRADAY_TIMESTAMP),
+        description="Intraday scores of the champion, pushed by the tickerlake_intraday DAG",
+    )
+    intraday_predictions = FeatureView(
+        name=INTRADAY_VIEW,
+        entities=[ticker],
+        ttl=INTRADAY_TTL,
+        schema=[
+            Field(name=ENTITY, dtype=String),
+            *(Field(name=name, dtype=_TYPES[name]) for name in INTRADAY_FEATURES),
+        ],
+        source=intraday_source,
+        online=True,
+        description="The latest intraday score and intraday features per ticker (event time: the bar's start)",
+        tags={"table": INTRADAY_TABLE},
+    )
     feature_service = FeatureService(
         name=FEATURE_SERVICE,
         features=[daily_features],
@@ -157,6 +191,8 @@ def build_definitions(settings: Settings, offline_store: str = "duckdb") -> Defi
         predictions_source=predictions_source,
         daily_features=daily_features,
         daily_predictions=daily_predictions,
+        intraday_source=intraday_source,
+        intraday_predictions=intraday_predictions,
         feature_service=feature_service,
     )
 
@@ -168,4 +204,6 @@ gold_features_daily = _definitions.features_source
 gold_predictions_daily = _definitions.predictions_source
 daily_features = _definitions.daily_features
 daily_predictions = _definitions.daily_predictions
+intraday_predictions_push = _definitions.intraday_source
+intraday_predictions = _definitions.intraday_predictions
 tickerlake_daily_lgbm = _definitions.feature_service

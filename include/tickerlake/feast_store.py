@@ -39,10 +39,15 @@ log = logging.getLogger(__name__)
 ENTITY = "ticker"
 FEATURES_VIEW = "daily_features"
 PREDICTIONS_VIEW = "daily_predictions"
+INTRADAY_VIEW = "intraday_predictions"
+INTRADAY_PUSH_SOURCE = "intraday_predictions_push"
 FEATURE_SERVICE = "tickerlake_daily_lgbm"
 FEATURES_TABLE = "gold.features_daily"
 PREDICTIONS_TABLE = "gold.predictions_daily"
+INTRADAY_TABLE = "gold.predictions_intraday"
 EVENT_TIMESTAMP = "event_ts"
+# The event time of an intraday prediction: the start of the 5-minute bar it scored.
+INTRADAY_TIMESTAMP = "bar_ts"
 # The prediction columns served online (float64 except `signal` and `model_version`: strings).
 PREDICTION_FEATURES: tuple[str, ...] = (
     "pred_return",
@@ -52,8 +57,23 @@ PREDICTION_FEATURES: tuple[str, ...] = (
     "signal",
     "model_version",
 )
+# The intraday columns served online (float64 except `signal` and `model_version`: strings).
+INTRADAY_FEATURES: tuple[str, ...] = (
+    "pred_return",
+    "pred_lo",
+    "pred_hi",
+    "percentile",
+    "signal",
+    "ret_open",
+    "ret_last_bar",
+    "vol_tod_ratio",
+    "gap_open",
+    "model_version",
+)
 # How long a daily row stays valid for point-in-time joins: covers long weekends and holidays.
 DAILY_TTL = timedelta(days=10)
+# An intraday score is served for the rest of its session, not into the next one.
+INTRADAY_TTL = timedelta(hours=8)
 # The entity dataframe's time column for historical retrieval (Feast's conventional name).
 ENTITY_TIMESTAMP = "event_timestamp"
 
@@ -229,7 +249,8 @@ class FeatureSchemaMismatch(RuntimeError):
 
 # Columns of a source table that are keys, time or lineage, never features.
 _NOT_FEATURES = {FEATURES_TABLE: {ENTITY, "date", EVENT_TIMESTAMP, "year"}}
-_VIEW_TABLES = {FEATURES_VIEW: FEATURES_TABLE, PREDICTIONS_VIEW: PREDICTIONS_TABLE}
+_VIEW_TABLES = {FEATURES_VIEW: FEATURES_TABLE, PREDICTIONS_VIEW: PREDICTIONS_TABLE, INTRADAY_VIEW: INTRADAY_TABLE}
+_VIEW_TIMESTAMPS = {INTRADAY_VIEW: INTRADAY_TIMESTAMP}
 
 
 def feature_schema_mismatches(settings: Settings, definitions: Any) -> list[str]:
@@ -244,7 +265,7 @@ def feature_schema_mismatches(settings: Settings, definitions: Any) -> list[str]
 
     arrow_types = {Float64: (pa.float64(),), String: (pa.string(), pa.large_string(), pa.string_view())}
     problems: list[str] = []
-    views = [v for v in (definitions.daily_features, definitions.daily_predictions) if v.name in _VIEW_TABLES]
+    views = [v for v in definitions.views() if v.name in _VIEW_TABLES]
     for view in views:
         table = _VIEW_TABLES[view.name]
         path = settings.table_path(table)
@@ -252,7 +273,7 @@ def feature_schema_mismatches(settings: Settings, definitions: Any) -> list[str]
             continue
         schema = pa.schema(DeltaTable(path).schema().to_arrow())
         columns = {f.name: f.type for f in schema}
-        for required in (ENTITY, EVENT_TIMESTAMP):
+        for required in (ENTITY, _VIEW_TIMESTAMPS.get(view.name, EVENT_TIMESTAMP)):
             if required not in columns:
                 problems.append(f"{table} has no column {required!r}, which feature view {view.name} needs")
         for field in view.features:
@@ -328,6 +349,29 @@ def push_predictions(settings: Settings, predictions: pd.DataFrame) -> int:
         raise ValueError("one prediction per ticker expected in a published run")
     frame = predictions[columns].copy()
     feature_store(settings).write_to_online_store(PREDICTIONS_VIEW, frame)
+    return len(frame)
+
+
+def push_intraday_predictions(settings: Settings, predictions: pd.DataFrame) -> int:
+    """Push one intraday run's scores through the push source into the online store.
+
+    Only the online store: gold.predictions_intraday is the offline copy, appended by scoring
+    itself before the push, so a retried push writes the same values again. Returns the rows pushed.
+    """
+    import pandas as pd
+    from feast.data_source import PushMode
+
+    if predictions.empty:
+        return 0
+    columns = [ENTITY, INTRADAY_TIMESTAMP, *INTRADAY_FEATURES]
+    missing = set(columns) - set(predictions.columns)
+    if missing:
+        raise ValueError(f"intraday predictions lack column(s) {sorted(missing)}")
+    if predictions[ENTITY].duplicated().any():
+        raise ValueError("one intraday prediction per ticker expected in a run")
+    frame = predictions[columns].copy()
+    frame[INTRADAY_TIMESTAMP] = pd.to_datetime(frame[INTRADAY_TIMESTAMP], utc=True)
+    feature_store(settings).push(INTRADAY_PUSH_SOURCE, frame, to=PushMode.ONLINE)
     return len(frame)
 
 

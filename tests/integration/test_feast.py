@@ -20,6 +20,9 @@ from tickerlake.feast_store import (
     FEATURE_SERVICE,
     FEATURES_TABLE,
     FEATURES_VIEW,
+    INTRADAY_PUSH_SOURCE,
+    INTRADAY_TABLE,
+    INTRADAY_VIEW,
     PREDICTION_FEATURES,
     PREDICTIONS_TABLE,
     PREDICTIONS_VIEW,
@@ -169,7 +172,7 @@ def test_feature_view_fields_equal_catalog(settings: Settings) -> None:
     assert defs.feature_service.name == FEATURE_SERVICE
     assert [p.name for p in defs.feature_service.feature_view_projections] == [FEATURES_VIEW]
     # Labels are never served.
-    served = {f.name for v in (defs.daily_features, defs.daily_predictions) for f in v.features}
+    served = {f.name for v in defs.views() for f in v.features}
     assert not served & set(catalog.LABEL_COLUMNS)
 
 
@@ -205,12 +208,19 @@ def test_apply_before_tables_exist_is_idempotent(settings: Settings) -> None:
             "gold_predictions_daily",
             FEATURES_VIEW,
             PREDICTIONS_VIEW,
+            INTRADAY_PUSH_SOURCE,
+            INTRADAY_VIEW,
             FEATURE_SERVICE,
         ]
     )
     assert apply(settings) == names
     store = feature_store(settings)
-    assert sorted(v.name for v in store.list_feature_views()) == [FEATURES_VIEW, PREDICTIONS_VIEW]
+    assert sorted(v.name for v in store.list_feature_views()) == [FEATURES_VIEW, PREDICTIONS_VIEW, INTRADAY_VIEW]
+    # the intraday view is fed by its push source, whose batch source is the Delta table
+    intraday = store.get_feature_view(INTRADAY_VIEW)
+    assert intraday.stream_source.name == INTRADAY_PUSH_SOURCE
+    assert intraday.batch_source.path == settings.table_path(INTRADAY_TABLE)
+    assert intraday.batch_source.timestamp_field == "bar_ts"
     assert (settings.feast_dir / "registry.db").is_file()
     assert (settings.feast_dir / "online.db").is_file()
 

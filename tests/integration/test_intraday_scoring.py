@@ -89,6 +89,22 @@ def test_the_sessions_latest_bars_are_scored_by_the_champion(make_settings, tmp_
     assert np.allclose(got["pred_return"].to_numpy(), expected["pred_return"].to_numpy())
     assert list(got["signal"]) == list(expected["signal"])
 
+    # The same run's rows were pushed to the online store: served per ticker through the push view.
+    from tickerlake.feast_store import INTRADAY_FEATURES, INTRADAY_VIEW
+
+    assert scored["online_rows"] == 50
+    tickers = sorted(preds["ticker"])
+    served = online_features(settings, [*tickers, "NOPE"], [f"{INTRADAY_VIEW}:{n}" for n in INTRADAY_FEATURES])
+    assert served["ticker"].tolist() == [*tickers, "NOPE"]
+    assert served.iloc[-1][list(INTRADAY_FEATURES)].isna().all(), "an unknown ticker gets nulls"
+    want = preds.set_index("ticker").loc[tickers]
+    for name in INTRADAY_FEATURES:
+        got_values, want_values = served[name].iloc[:-1].to_numpy(), want[name].to_numpy()
+        if want[name].dtype == object:
+            assert list(got_values) == list(want_values), name
+        else:
+            assert np.allclose(got_values.astype(float), want_values.astype(float), equal_nan=True), name
+
     runs = lake.read_table(settings, "ops.pipeline_runs").set_index("pipeline")
     score_row = runs.loc["intraday_score"]
     assert score_row["run_id"] == "intraday-1" and score_row["rows"] == 50

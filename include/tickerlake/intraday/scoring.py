@@ -7,7 +7,9 @@ Per run, the latest bar of each ticker in the session (silver.bars_intraday) get
   up to the same time of day over the previous INTRADAY_HISTORY_SESSIONS sessions; NaN without
   history), `gap_open` (the session's first open / the previous session's close - 1);
 - the latest daily features from the Feast online store (the previous session's close made them);
-- a score by the champion (MLflow alias `champion`) with its calibration, rank, percentile and signal.
+- a score by the champion (MLflow alias `champion`) with its calibration, rank, percentile and signal,
+  appended to the Delta table and pushed through the Feast push source `intraday_predictions_push`
+  into the online store (view `intraday_predictions`).
 
 Which model, and why: the champion, unchanged, on the daily features of the last close. Every one
 of its 15 inputs is a function of completed daily bars (a whole session's close, range and
@@ -104,7 +106,7 @@ def score_session(settings: Settings, session: dt.date, run_id: str) -> dict[str
     """Score the session's latest bars; append to gold.predictions_intraday. Returns counts and latencies."""
     import mlflow
 
-    from tickerlake.feast_store import online_features
+    from tickerlake.feast_store import online_features, push_intraday_predictions
     from tickerlake.predict import champion_calibration, score_features
     from tickerlake.training import CHAMPION, champion_version, configure_mlflow
 
@@ -148,8 +150,10 @@ def score_session(settings: Settings, session: dt.date, run_id: str) -> dict[str
                "kafka_ts", "drained_ts", "scored_ts", "run_id", "year"]
     rows = rows[columns]
     version = lake.append(settings, TABLE, rows)
+    # after the append: the Delta table is the record, the online store a copy a retry can redo
+    pushed = push_intraday_predictions(settings, rows)
     latency = _latencies(rows)
-    return {"status": "ok", "rows": len(rows), "tickers_without_daily_features": len(tickers) - len(usable),
+    return {"status": "ok", "rows": len(rows), "online_rows": pushed, "tickers_without_daily_features": len(tickers) - len(usable),
             "model_version": str(champion.version), "silver_version": silver_version, "predictions_version": version,
             "started_ts": started.isoformat(), "finished_ts": _now().isoformat(),
             "seconds": round((_now() - started).total_seconds(), 3), **latency}
