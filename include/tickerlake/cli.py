@@ -202,7 +202,7 @@ def cmd_bench(settings: Settings, args: argparse.Namespace) -> dict:
     if args.what == "drain":
         from tickerlake.intraday.bench import bench_drain
 
-        return bench_drain(settings, args.out, progress=_progress)
+        return bench_drain(settings, args.out, tiers=args.tiers, progress=_progress)
     if args.what == "features":
         from tickerlake.features_bench import bench_features
 
@@ -312,7 +312,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("bench", cmd_bench, "benchmarks that print their figures and write them as JSON")
     p.add_argument("what", choices=["ingest", "drain", "features", "predict", "train"])
     p.add_argument("--out", required=True, help="JSON file for the figures")
-    p.add_argument("--tiers", nargs="+", help="features, predict, train: the tiers to run (see each module's TIERS)")
+    p.add_argument("--tiers", nargs="+", help="drain, features, predict, train: the tiers to run (see each module's TIERS)")
     p.add_argument("--keep", action="store_true", help="predict: keep the built lake under <home>/bench for the next run")
     p = add("replay", cmd_replay, "publish 5-minute bars (Stooq files or synthetic) to the intraday topic")
     p.add_argument("--source", choices=["stooq", "synthetic"], required=True)

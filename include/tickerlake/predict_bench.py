@@ -151,7 +151,7 @@ def run_tier(settings: Settings, name: str, spec: dict, keep: bool = False, prog
             progress(f"{name}: reusing the build in {home}")
         else:
             shutil.rmtree(home, ignore_errors=True)
-            build = _build(s, name, spec, progress)
+            build = build_tier(s, name, spec, progress)
             figures["reused"] = False
             figures["build"] = build["timings"]
             figures["estimate_5000x20y"] = _estimate(build)
@@ -177,13 +177,16 @@ def _complete(home: Path) -> bool:
     return (home / MARKER).is_file()
 
 
-def _build(s: Settings, name: str, spec: dict, progress) -> dict:
+def build_tier(s: Settings, name: str, spec: dict, progress) -> dict:
+    """The tier's lake (bars, reference features, a registered champion, its predictions) under
+    `s`; returns the build record (also written to the marker file)."""
     import duckdb
     import numpy as np
     import pandas as pd
 
     from tickerlake import lake
     from tickerlake import reference_features as rf
+    from tickerlake.calendar import session_close_utc
     from tickerlake.catalog import LOOKBACK_SESSIONS
     from tickerlake.synthetic import generate_bars
 
@@ -208,6 +211,9 @@ def _build(s: Settings, name: str, spec: dict, progress) -> dict:
         computed += len(feats)
         first_d, last_d = pd.Timestamp(first).date(), pd.Timestamp(last).date()
         feats = feats[feats["date"] >= first_d].reset_index(drop=True)  # sorted by (ticker, date) already
+        # Feast's event time of a daily row, as the feature job writes it: the session's close in UTC
+        closes = {d: session_close_utc(d) for d in feats["date"].unique()}
+        feats["event_ts"] = pd.to_datetime(feats["date"].map(closes), utc=True)
         feats["year"] = np.int32(year)
         t0 = time.perf_counter()
         if year == years[-1] and first_d < last_d:
