@@ -9,7 +9,9 @@ STAMP := $(VENV)/.installed
 $(STAMP): requirements.txt pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q uv==0.13.9
-	$(BIN)/uv pip sync -q --python $(BIN)/python requirements.txt
+	# Bytecode now, not at first import: uv does not compile by default, and where
+	# PYTHONDONTWRITEBYTECODE is set every process would compile Airflow, MLflow and Feast again.
+	$(BIN)/uv pip sync -q --compile-bytecode --python $(BIN)/python requirements.txt
 	$(BIN)/uv pip install -q --python $(BIN)/python --no-deps -e .
 	@touch $(STAMP)
 
