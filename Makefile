@@ -6,11 +6,11 @@ STAMP := $(VENV)/.installed
 
 .PHONY: setup run test lint lock clean
 
+# --compile-bytecode: bytecode now, not at first import. uv does not compile by default, and where
+# PYTHONDONTWRITEBYTECODE is set every process would compile Airflow, MLflow and Feast again.
 $(STAMP): requirements.txt pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q uv==0.13.9
-	# Bytecode now, not at first import: uv does not compile by default, and where
-	# PYTHONDONTWRITEBYTECODE is set every process would compile Airflow, MLflow and Feast again.
 	$(BIN)/uv pip sync -q --compile-bytecode --python $(BIN)/python requirements.txt
 	$(BIN)/uv pip install -q --python $(BIN)/python --no-deps -e .
 	@touch $(STAMP)

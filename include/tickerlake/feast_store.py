@@ -341,15 +341,19 @@ def push_predictions(settings: Settings, predictions: pd.DataFrame) -> int:
     """
     if predictions.empty:
         return 0
-    columns = [ENTITY, EVENT_TIMESTAMP, *PREDICTION_FEATURES]
-    missing = set(columns) - set(predictions.columns)
-    if missing:
-        raise ValueError(f"predictions lack column(s) {sorted(missing)}")
-    if predictions[ENTITY].duplicated().any():
-        raise ValueError("one prediction per ticker expected in a published run")
-    frame = predictions[columns].copy()
+    frame = _one_row_per_ticker(predictions, [ENTITY, EVENT_TIMESTAMP, *PREDICTION_FEATURES], "published run")
     feature_store(settings).write_to_online_store(PREDICTIONS_VIEW, frame)
     return len(frame)
+
+
+def _one_row_per_ticker(predictions: pd.DataFrame, columns: list[str], what: str) -> pd.DataFrame:
+    """`columns` of a run's predictions, checked: every column there, one row per ticker."""
+    missing = set(columns) - set(predictions.columns)
+    if missing:
+        raise ValueError(f"predictions of a {what} lack column(s) {sorted(missing)}")
+    if predictions[ENTITY].duplicated().any():
+        raise ValueError(f"one prediction per ticker expected in a {what}")
+    return predictions[columns].copy()
 
 
 def push_intraday_predictions(settings: Settings, predictions: pd.DataFrame) -> int:
@@ -363,13 +367,7 @@ def push_intraday_predictions(settings: Settings, predictions: pd.DataFrame) -> 
 
     if predictions.empty:
         return 0
-    columns = [ENTITY, INTRADAY_TIMESTAMP, *INTRADAY_FEATURES]
-    missing = set(columns) - set(predictions.columns)
-    if missing:
-        raise ValueError(f"intraday predictions lack column(s) {sorted(missing)}")
-    if predictions[ENTITY].duplicated().any():
-        raise ValueError("one intraday prediction per ticker expected in a run")
-    frame = predictions[columns].copy()
+    frame = _one_row_per_ticker(predictions, [ENTITY, INTRADAY_TIMESTAMP, *INTRADAY_FEATURES], "intraday run")
     frame[INTRADAY_TIMESTAMP] = pd.to_datetime(frame[INTRADAY_TIMESTAMP], utc=True)
     feature_store(settings).push(INTRADAY_PUSH_SOURCE, frame, to=PushMode.ONLINE)
     return len(frame)

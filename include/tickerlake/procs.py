@@ -20,6 +20,13 @@ from typing import TypeVar
 T = TypeVar("T")
 
 
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port free on `host` now (the OS picks it), for a service started next on loopback."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        return sock.getsockname()[1]
+
+
 def port_in_use(port: int, host: str = "127.0.0.1") -> bool:
     """True when something listens on host:port (a bind there fails)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:

@@ -7,7 +7,6 @@ the feature server is the real `feast serve` process.
 from __future__ import annotations
 
 import json
-import socket
 import subprocess
 import time
 import urllib.error
@@ -22,6 +21,7 @@ from deltalake import write_deltalake
 from tickerlake import catalog, cli
 from tickerlake.calendar import session_close_utc
 from tickerlake.feast_store import FEATURES_TABLE, apply, feature_server_command, materialize_interval
+from tickerlake.procs import free_port
 from tickerlake.settings import Settings, load_settings
 
 pytestmark = pytest.mark.integration
@@ -62,12 +62,6 @@ def test_serve_features_prints_the_online_values(served: Settings, capsys: pytes
     assert rows[2]["KMID"] is None  # an unknown ticker has no values, not zeros
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def _listening_addresses(port: int) -> set[str]:
     """Local addresses (kernel hex) with a listening TCP socket on `port`, from /proc/net/tcp{,6}."""
     found = set()
@@ -90,7 +84,7 @@ def _post(url: str, body: dict) -> dict:
 
 
 def test_the_feature_server_answers_on_loopback_only(served: Settings) -> None:
-    port = _free_port()
+    port = free_port()
     command, env = feature_server_command(served, port)
     assert command[command.index("--host") + 1] == "127.0.0.1"
     log = (served.home / "feature_server.log").open("w")

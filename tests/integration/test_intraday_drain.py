@@ -14,7 +14,6 @@ import datetime as dt
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -27,6 +26,7 @@ from tickerlake.intraday import drain as drain_mod
 from tickerlake.intraday.replay import ensure_topic, publish, synthetic_bars
 from tickerlake.intraday.schema import classify, encode_bar
 from tickerlake.kafka_broker import start_broker, stop_broker
+from tickerlake.procs import free_port
 from tickerlake.settings import Settings
 
 pytestmark = pytest.mark.integration
@@ -34,15 +34,9 @@ pytestmark = pytest.mark.integration
 UTC = dt.UTC
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def broker(make_settings, tmp_path_factory) -> Settings:
-    port, controller = _free_port(), _free_port()
+    port, controller = free_port(), free_port()
     settings = make_settings(tmp_path_factory.mktemp("broker") / "home", kafka_port=port,
                              kafka_controller_port=controller, kafka_bootstrap=f"127.0.0.1:{port}",
                              kafka_retention_check_ms=1000, spark_driver_memory="1g")
@@ -269,7 +263,7 @@ def test_offsets_past_retention_fail_the_drain_loudly(broker, spark, tmp_path):
 def test_broker_restart_in_the_middle_of_a_drain(make_settings, tmp_path):
     """A broker of its own (the module's stays up): stopped and started again while a drain runs in small
     batches; every acknowledged message lands in bronze exactly once."""
-    port, controller = _free_port(), _free_port()
+    port, controller = free_port(), free_port()
     own = make_settings(tmp_path / "broker", kafka_port=port, kafka_controller_port=controller,
                         kafka_bootstrap=f"127.0.0.1:{port}")
     topic = "restart"

@@ -5,26 +5,20 @@ process, the predictions in Delta and pushed to the online store."""
 from __future__ import annotations
 
 import dataclasses
-import socket
 
 import pytest
 
 from tickerlake.intraday.bench import GOAL_BAR_TO_PREDICTION_P95_S, bench_latency
 from tickerlake.kafka_broker import start_broker, stop_broker
+from tickerlake.procs import free_port
 
 pytestmark = pytest.mark.integration
 
 SPEC = {"tickers": 30, "start": "2025-01-02", "end": "2025-12-31"}
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def test_one_intraday_run_scores_every_ticker_and_is_timed_from_its_start(make_settings, tmp_path):
-    port, controller = _free_port(), _free_port()
+    port, controller = free_port(), free_port()
     broker = make_settings(tmp_path / "broker", kafka_port=port, kafka_controller_port=controller,
                            kafka_bootstrap=f"127.0.0.1:{port}")
     broker = dataclasses.replace(broker, spark_driver_memory="1g")

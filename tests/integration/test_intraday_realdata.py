@@ -6,7 +6,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
-import socket
 import subprocess
 import sys
 from zoneinfo import ZoneInfo
@@ -18,6 +17,7 @@ from tickerlake import lake
 from tickerlake.calendar import is_session
 from tickerlake.intraday.replay import STOOQ_DIR, exchange_date, read_stooq
 from tickerlake.kafka_broker import start_broker, stop_broker
+from tickerlake.procs import free_port
 
 pytestmark = [pytest.mark.realdata, pytest.mark.integration]
 
@@ -28,12 +28,6 @@ if not STOOQ_DIR.is_dir():
 # Sessions that are short in the data (README: 2026-02-26 has 72 bars, 2026-03-23 71; some tickers miss 1-2
 # bars on some days): fewer bars, never bars outside 09:30-15:55.
 GAP_START, GAP_END = dt.date(2026, 3, 9), dt.date(2026, 3, 27)
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def test_every_stooq_bar_falls_in_a_new_york_session():
@@ -58,7 +52,7 @@ def test_real_sessions_through_kafka_spark_and_delta(make_settings, tmp_path):
     from tickerlake.intraday.drain import BRONZE, QUARANTINE, SILVER
     from tickerlake.intraday.service import drain_and_record
 
-    port, controller = _free_port(), _free_port()
+    port, controller = free_port(), free_port()
     settings = make_settings(tmp_path / "home", kafka_port=port, kafka_controller_port=controller,
                              kafka_bootstrap=f"127.0.0.1:{port}", spark_driver_memory="1g")
     env = {**os.environ, "TICKERLAKE_HOME": str(settings.home), "TICKERLAKE_JARS_DIR": str(settings.jars_dir),

@@ -5,7 +5,6 @@ bars on a real broker, drained by Spark into Delta and scored into gold.predicti
 from __future__ import annotations
 
 import datetime as dt
-import socket
 
 import numpy as np
 import pandas as pd
@@ -15,17 +14,12 @@ from tickerlake import lake
 from tickerlake.calendar import sessions_between
 from tickerlake.catalog import FEATURE_NAMES
 from tickerlake.kafka_broker import start_broker, stop_broker
+from tickerlake.procs import free_port
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration]
 
 ASOF = dt.date(2025, 12, 30)  # the last daily close the features know
 SESSION = dt.date(2025, 12, 31)  # the intraday session
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def test_the_sessions_latest_bars_are_scored_by_the_champion(make_settings, tmp_path):
@@ -38,7 +32,7 @@ def test_the_sessions_latest_bars_are_scored_by_the_champion(make_settings, tmp_
     from tickerlake.predict import champion_calibration, score_features
     from tickerlake.training import champion_version
 
-    port, controller = _free_port(), _free_port()
+    port, controller = free_port(), free_port()
     settings = make_settings(tmp_path / "home", universe_size=50, history_start="2023-01-03",
                              kafka_port=port, kafka_controller_port=controller, kafka_bootstrap=f"127.0.0.1:{port}",
                              spark_driver_memory="1g", data_docs="off")

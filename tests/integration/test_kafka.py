@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from tickerlake.kafka_broker import PortInUseError, broker_status, start_broker, stop_broker
-from tickerlake.procs import port_in_use
+from tickerlake.procs import free_port, port_in_use
 from tickerlake.settings import Settings
 
 pytestmark = pytest.mark.integration
@@ -20,17 +20,11 @@ pytestmark = pytest.mark.integration
 MESSAGES = 100
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture
 def kafka_settings(make_settings, tmp_path: Path) -> Settings:
-    port, controller = _free_port(), _free_port()
+    port, controller = free_port(), free_port()
     while controller == port:
-        controller = _free_port()
+        controller = free_port()
     return make_settings(
         tmp_path / "home",
         kafka_port=port,
@@ -122,7 +116,7 @@ def test_spark_reads_the_topic_with_the_pinned_connector(make_settings, tmp_path
 
     from tickerlake.spark import get_spark
 
-    port, controller = _free_port(), _free_port()
+    port, controller = free_port(), free_port()
     settings = make_settings(
         tmp_path / "home",
         kafka_port=port,

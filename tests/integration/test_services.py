@@ -19,15 +19,10 @@ from pathlib import Path
 import pytest
 
 from tickerlake import services
+from tickerlake.procs import free_port
 from tickerlake.settings import Settings, load_settings
 
 pytestmark = pytest.mark.integration
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _get(url: str, headers: dict[str, str] | None = None) -> tuple[int, bytes]:
@@ -85,8 +80,8 @@ def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def ports_env(home: Path):
     """Settings on free ports; the ports come in through the environment, like a user's."""
     with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("TICKERLAKE_AIRFLOW_PORT", str(_free_port()))
-        mp.setenv("TICKERLAKE_MLFLOW_PORT", str(_free_port()))
+        mp.setenv("TICKERLAKE_AIRFLOW_PORT", str(free_port()))
+        mp.setenv("TICKERLAKE_MLFLOW_PORT", str(free_port()))
         mp.delenv("MLFLOW_AUTH_ADMIN_PASSWORD", raising=False)
         yield load_settings(home=home)
 

@@ -210,3 +210,18 @@ def test_the_intraday_dag_is_one_run_at_a_time_every_5_minutes_gated_by_the_cale
     assert Path(tasks["drain"].application).name == "intraday_drain_job.py"
     assert Path(tasks["drain"].application).is_file()
     assert tasks["drain"].application_args == ["--run-id", "{{ run_id }}"]
+
+
+def test_an_intraday_push_names_a_missing_column_and_refuses_two_rows_of_a_ticker(tmp_path):
+    from tickerlake.feast_store import INTRADAY_FEATURES, push_intraday_predictions
+    from tickerlake.settings import load_settings
+
+    settings = load_settings(home=tmp_path / "home")
+    rows = pd.DataFrame({"ticker": ["AAA", "BBB"], "bar_ts": pd.Timestamp("2026-01-02T14:30Z"),
+                         **{name: [0.1, 0.2] for name in INTRADAY_FEATURES}})
+    with pytest.raises(ValueError, match=r"lack column\(s\) \['gap_open'\]"):
+        push_intraday_predictions(settings, rows.drop(columns="gap_open"))
+    with pytest.raises(ValueError, match="one prediction per ticker"):
+        push_intraday_predictions(settings, pd.concat([rows, rows.iloc[:1]]))
+    assert push_intraday_predictions(settings, rows.iloc[:0]) == 0  # nothing to push, no store touched
+    assert not (tmp_path / "home" / "feast").exists()

@@ -29,7 +29,6 @@ import dataclasses
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -37,6 +36,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from tickerlake.bench import report_header
+from tickerlake.procs import free_port
 from tickerlake.settings import Settings
 
 TIERS = {"100k": 100_000, "1M": 1_000_000}
@@ -46,12 +46,6 @@ GOAL_EMPTY_RUN_S = 20.0
 LATENCY = "latency"
 LATENCY_SPEC = {"tickers": TICKERS, "start": "2024-01-02", "end": "2025-12-31"}
 GOAL_BAR_TO_PREDICTION_P95_S = 60.0
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def bench_messages(n: int, tickers: int = TICKERS) -> list[tuple[bytes, bytes]]:
@@ -147,7 +141,7 @@ def bench_drain(settings: Settings, out_path: str | os.PathLike[str], tiers: lis
 
     root = Path(settings.home) / "bench" / "drain"
     shutil.rmtree(root, ignore_errors=True)
-    port, controller = _free_port(), _free_port()
+    port, controller = free_port(), free_port()
     broker = dataclasses.replace(settings, home=root / "broker", kafka_port=port, kafka_controller_port=controller,
                                  kafka_bootstrap=f"127.0.0.1:{port}")
     report = report_header("drain", spark_master=settings.spark_master)
