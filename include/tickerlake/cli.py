@@ -203,6 +203,10 @@ def cmd_bench(settings: Settings, args: argparse.Namespace) -> dict:
         from tickerlake.intraday.bench import bench_drain
 
         return bench_drain(settings, args.out, tiers=args.tiers, progress=_progress)
+    if args.what == "feast":
+        from tickerlake.feast_bench import bench_feast
+
+        return bench_feast(settings, args.out, tiers=args.tiers, calls=args.calls, progress=_progress)
     if args.what == "features":
         from tickerlake.features_bench import bench_features
 
@@ -216,7 +220,7 @@ def cmd_bench(settings: Settings, args: argparse.Namespace) -> dict:
 
         return bench_train(settings, args.out, tiers=args.tiers, progress=_progress)
     if args.what != "ingest":
-        raise ValueError(f"no benchmark {args.what!r} yet (available: ingest, drain, features, predict, train)")
+        raise ValueError(f"no benchmark {args.what!r} yet (available: ingest, drain, feast, features, predict, train)")
     return bench_ingest(settings, args.out, progress=_progress)
 
 
@@ -310,10 +314,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--param", action="append", default=[], metavar="NAME=VALUE",
                    help="integer parameter of a curated query, e.g. ref_weeks=52 (repeatable)")
     p = add("bench", cmd_bench, "benchmarks that print their figures and write them as JSON")
-    p.add_argument("what", choices=["ingest", "drain", "features", "predict", "train"])
+    p.add_argument("what", choices=["ingest", "drain", "feast", "features", "predict", "train"])
     p.add_argument("--out", required=True, help="JSON file for the figures")
-    p.add_argument("--tiers", nargs="+", help="drain, features, predict, train: the tiers to run (see each module's TIERS)")
+    p.add_argument("--tiers", nargs="+", help="drain, feast, features, predict, train: the tiers to run (see each module's TIERS)")
     p.add_argument("--keep", action="store_true", help="predict: keep the built lake under <home>/bench for the next run")
+    p.add_argument("--calls", type=int, default=1000, help="feast: get_online_features calls per measurement")
     p = add("replay", cmd_replay, "publish 5-minute bars (Stooq files or synthetic) to the intraday topic")
     p.add_argument("--source", choices=["stooq", "synthetic"], required=True)
     p.add_argument("--path", help="Stooq folder (default ../shared/data/stooq_5min_2026)")
