@@ -318,9 +318,11 @@ def materialize_interval(
 ) -> None:
     """Load the rows with `start <= event_ts < end` of `views` (default: all) into the online store.
 
-    Feast's own interval is closed at both ends; one microsecond (the resolution of event_ts)
-    is taken off `end` so that consecutive data intervals never load a row twice. Per entity the
-    latest row of the interval wins; the online store keeps the last interval written.
+    Per entity the latest row of the interval wins; the online store keeps the last interval written.
+    On Tickerlake's online store (the embedded default) all-float views take the batched path
+    (materialize_floats); other views, and other stores (Redis at scale), Feast's materialize, whose
+    interval is closed at both ends: one microsecond (the resolution of event_ts) is taken off `end`
+    so that consecutive data intervals never load a row twice.
     """
     if start.tzinfo is None or end.tzinfo is None:
         raise ValueError("materialize_interval needs timezone-aware datetimes (UTC)")
@@ -328,8 +330,68 @@ def materialize_interval(
         raise ValueError(f"empty interval: start {start.isoformat()} is not before end {end.isoformat()}")
     if views is not None and not views:
         raise ValueError("views is an empty list; pass None for all feature views")
-    store = feature_store(settings)
-    store.materialize(start_date=start, end_date=end - _ONE_TICK, feature_views=views)
+    materialize_store(feature_store(settings), start, end, views)
+
+
+def materialize_store(store: FeatureStore, start: datetime, end: datetime, views: list[str] | None = None) -> None:
+    """materialize_interval on a FeatureStore at hand (the interval's checks are the caller's)."""
+    from tickerlake.feast_online import STORE_TYPE
+
+    if store.config.online_store.type != STORE_TYPE:  # Redis at scale: Feast's own materialization
+        store.materialize(start_date=start, end_date=end - _ONE_TICK, feature_views=views)
+        return
+    names = views if views is not None else [v.name for v in store.list_feature_views() if v.online]
+    for name in names:
+        view = store.get_feature_view(name)
+        if not batch_materializable(view):
+            store.materialize(start_date=start, end_date=end - _ONE_TICK, feature_views=[name])
+            continue
+        materialize_floats(store, view, start, end)
+
+
+def batch_materializable(view: Any) -> bool:
+    """A view the batched path can load: all features float64, read from a Delta FileSource."""
+    from feast import FileSource
+    from feast.data_format import DeltaFormat
+    from feast.types import Float64
+
+    source = view.batch_source
+    return (isinstance(source, FileSource) and isinstance(source.file_format, DeltaFormat)
+            and all(f.dtype == Float64 for f in view.features) and len(view.entity_columns) == 1)
+
+
+def materialize_floats(store: FeatureStore, view: Any, start: datetime, end: datetime) -> int:
+    """The batched materialization of an all-float view into Tickerlake's online store: per entity the
+    latest row with start <= event time < end (what Feast's materialize selects), read with delta-rs
+    through the Delta log (only the current version's files), written as one row per entity. Two
+    reads: the keys and times of the interval, then only the rows at each entity's latest time, so a
+    year of history is never held in memory whole. Returns the entities written."""
+    import pyarrow as pa
+    import pyarrow.dataset as ds
+    from deltalake import DeltaTable
+    from feast.protos.feast.types.EntityKey_pb2 import EntityKey as EntityKeyProto
+    from feast.protos.feast.types.Value_pb2 import Value as ValueProto
+
+    from tickerlake.feast_online import TickerlakeSqliteOnlineStore
+
+    key = view.entity_columns[0].name
+    ts = view.batch_source.timestamp_field
+    names = [f.name for f in view.features]
+    dataset = DeltaTable(view.batch_source.path).to_pyarrow_dataset()
+    ts_type = dataset.schema.field(ts).type
+    window = (ds.field(ts) >= pa.scalar(start, ts_type)) & (ds.field(ts) < pa.scalar(end, ts_type))
+    keys = dataset.to_table(columns=[key, ts], filter=window)
+    if keys.num_rows == 0:
+        return 0
+    latest = keys.group_by(key).aggregate([(ts, "max")]).to_pandas()
+    stamps = pa.array(latest[f"{ts}_max"].unique(), type=ts_type)
+    rows = dataset.to_table(columns=[key, ts, *names], filter=window & ds.field(ts).isin(stamps)).to_pandas()
+    rows = rows.merge(latest, on=key)
+    rows = rows[rows[ts] == rows[f"{ts}_max"]].drop_duplicates(key, keep="last")
+    values = rows[names].to_numpy(dtype="<f8", na_value=float("nan"))
+    micros = rows[ts].dt.tz_convert("UTC").dt.as_unit("us").astype("int64").to_numpy()
+    keys_proto = [EntityKeyProto(join_keys=[key], entity_values=[ValueProto(string_val=str(t))]) for t in rows[key]]
+    return TickerlakeSqliteOnlineStore().write_float_frame(store.config, view, keys_proto, values, micros)
 
 
 def push_predictions(settings: Settings, predictions: pd.DataFrame) -> int:
