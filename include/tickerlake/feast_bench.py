@@ -11,8 +11,9 @@ definitions, Feast's SQLite online store, its own registry). Then:
 - materialize: the same interval into each, timed on a FeatureStore at hand: `feast_store.materialize_store`
   (what the daily DAG's materialize_interval runs) and stock `FeatureStore.materialize`. Both load, per ticker, the interval's latest row;
   entity rows/s counts the interval's rows; `vs_stock` = ours / stock (goal >= 10);
-- answers: `get_online_features` of every served feature for up to 500 tickers from both stores, the
-  whole responses compared (values, statuses, event times): they must be identical;
+- answers: `get_online_features` of every served feature for up to 500 tickers (plus an unknown one and
+  a repeated one) from both stores, the whole responses compared (values, statuses, event times): they
+  must be identical;
 - online reads (tiers with `reads`, the default: the one-year tiers leave the same one row per ticker in
   the store, so they only materialize): `calls` calls for 1 random ticker and for 500 random tickers on
   one warm store: p50, p99, max in ms; stock is measured the same way with at most REFERENCE_CALLS
@@ -185,7 +186,8 @@ def _db_bytes(path: Path) -> int:
 
 
 def _same_answers(ours: Any, stock: Any, refs: list[str], tickers: list[str]) -> bool:
-    rows = [{"ticker": t} for t in tickers] + [{"ticker": "NOT.A.TICKER"}]
+    # an unknown ticker and a repeated one too: NOT_FOUND rows, and one read fanned out to two rows
+    rows = [{"ticker": t} for t in tickers] + [{"ticker": "NOT.A.TICKER"}, {"ticker": tickers[0]}]
     a = ours.get_online_features(features=refs, entity_rows=rows).proto
     b = stock.get_online_features(features=refs, entity_rows=rows).proto
     return a.metadata == b.metadata and list(a.results) == list(b.results)

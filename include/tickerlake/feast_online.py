@@ -13,6 +13,14 @@ wire bytes of each row's RepeatedValue are laid out with numpy (a present double
 `Value(double_val=x)` and `Value()`), so no Python object is made per value. Everything else (pushes,
 `write_to_online_store`, stock `materialize` of views with strings) goes through `online_write_batch`.
 
+Rows of all-float values also keep them as raw little-endian float64 (`floats`, NaN for null), and
+`get_online_features` over such rows skips Feast's per-value Python assembly of the response
+(`_read_features_per_fv`, the extension point Feast documents for batching): the response's
+FeatureVectors are laid out as protobuf bytes with numpy and merged in one parse, with the values,
+statuses and event times stock Feast would give (PRESENT for a found ticker, null values included;
+NOT_FOUND, an empty Value and an empty Timestamp for an unknown one). Any row without `floats` (a
+string feature, a NaN written as a value) takes Feast's generic path.
+
 Semantics are the stock store's: a write replaces the entity's row (last write wins; the platform
 re-materializes through the newest session after a restatement), reads of unknown entities give
 (None, None).
@@ -21,6 +29,7 @@ re-materializes through the newest session after a restatement), reads of unknow
 from __future__ import annotations
 
 import datetime as dt
+import math
 import sqlite3
 import threading
 from collections.abc import Callable, Sequence
@@ -40,6 +49,8 @@ STORE_TYPE = "tickerlake.feast_online.TickerlakeSqliteOnlineStore"
 _LAYOUTS = "_tickerlake_layouts"
 _MAX_PARAMS = 900  # below SQLite's smallest compiled-in limit on bound parameters
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+_COLUMNS = ["entity_key", "layout", "vals", "floats", "event_ts", "created_ts"]
+_PRESENT, _NOT_FOUND = 1, 3  # feast.serving.FieldStatus
 
 
 class TickerlakeSqliteOnlineStoreConfig(FeastConfigBaseModel):
@@ -59,6 +70,48 @@ def _micros(ts: dt.datetime | None) -> int | None:
 
 def _from_micros(value: int) -> dt.datetime:
     return _EPOCH + dt.timedelta(microseconds=value)
+
+
+def _raw_floats(values: list[ValueProto]) -> bytes | None:
+    """The values as little-endian float64 bytes (NaN for an empty Value) when every one is a double or
+    null and none is a NaN written as a value; else None (the row is read through Feast's path)."""
+    import numpy as np
+
+    out = np.empty(len(values), dtype="<f8")
+    for i, value in enumerate(values):
+        kind = value.WhichOneof("val")
+        if kind is None:
+            out[i] = np.nan
+        elif kind == "double_val" and not math.isnan(value.double_val):
+            out[i] = value.double_val
+        else:
+            return None
+    return out.tobytes()
+
+
+def _varint(n: int) -> bytes:
+    out = bytearray()
+    while True:
+        byte, n = n & 0x7F, n >> 7
+        out.append(byte | (0x80 if n else 0))
+        if not n:
+            return bytes(out)
+
+
+def _field(number: int, payload: bytes) -> bytes:
+    """A length-delimited protobuf field."""
+    return _varint(number << 3 | 2) + _varint(len(payload)) + payload
+
+
+def _timestamp(micros: int) -> bytes:
+    """google.protobuf.Timestamp bytes, as Timestamp.FromDatetime writes them."""
+    seconds, rest = divmod(micros, 1_000_000)
+    out = b""
+    if seconds:
+        out += b"\x08" + _varint(seconds & (2**64 - 1))
+    if rest:
+        out += b"\x10" + _varint(rest * 1000)
+    return out
 
 
 def _quote(identifier: str) -> str:
@@ -114,9 +167,9 @@ class TickerlakeSqliteOnlineStore(OnlineStore):
 
     def _upsert(self, config: RepoConfig, view: FeatureView, rows: list[tuple]) -> None:
         conn = self._get_conn(config)
-        sql = (f"INSERT INTO {_quote(table_name(config, view))} (entity_key, layout, vals, event_ts, created_ts) "
-               "VALUES (?, ?, ?, ?, ?) ON CONFLICT(entity_key) DO UPDATE SET layout = excluded.layout, "
-               "vals = excluded.vals, event_ts = excluded.event_ts, created_ts = excluded.created_ts")
+        sql = (f"INSERT INTO {_quote(table_name(config, view))} ({', '.join(_COLUMNS)}) VALUES (?, ?, ?, ?, ?, ?) "
+               "ON CONFLICT(entity_key) DO UPDATE SET layout = excluded.layout, vals = excluded.vals, "
+               "floats = excluded.floats, event_ts = excluded.event_ts, created_ts = excluded.created_ts")
         with self._lock:
             conn.execute("BEGIN")
             try:
@@ -141,9 +194,10 @@ class TickerlakeSqliteOnlineStore(OnlineStore):
         null = ValueProto()
         rows = []
         for entity_key, values, event_ts, created_ts in data:
-            blob = RepeatedValue(val=[values.get(n, null) for n in names]).SerializeToString()
-            rows.append((serialize_entity_key(entity_key, version), layout, blob, _micros(event_ts),
-                         _micros(created_ts)))
+            ordered = [values.get(n, null) for n in names]
+            blob = RepeatedValue(val=ordered).SerializeToString()
+            rows.append((serialize_entity_key(entity_key, version), layout, blob, _raw_floats(ordered),
+                         _micros(event_ts), _micros(created_ts)))
         self._upsert(config, table, rows)
         if progress:
             progress(len(data))
@@ -172,8 +226,8 @@ class TickerlakeSqliteOnlineStore(OnlineStore):
         layout = self._layout_id(conn, names)
         version = config.entity_key_serialization_version
         ts = np.asarray(event_ts_micros, dtype=np.int64)
-        rows = [(serialize_entity_key(entity_keys[i], version), layout, wire[i][keep[i]].tobytes(), int(ts[i]), None)
-                for i in range(n)]
+        rows = [(serialize_entity_key(entity_keys[i], version), layout, wire[i][keep[i]].tobytes(),
+                 matrix[i].tobytes(), int(ts[i]), None) for i in range(n)]
         self._upsert(config, table, rows)
         return n
 
@@ -217,9 +271,12 @@ class TickerlakeSqliteOnlineStore(OnlineStore):
     ) -> None:
         conn = self._get_conn(config)
         for view in tables_to_keep:
-            conn.execute(f"CREATE TABLE IF NOT EXISTS {_quote(table_name(config, view))} (entity_key BLOB PRIMARY KEY, "
-                         "layout INTEGER NOT NULL, vals BLOB NOT NULL, event_ts INTEGER, created_ts INTEGER) "
-                         "WITHOUT ROWID")
+            name = _quote(table_name(config, view))
+            columns = [row[1] for row in conn.execute(f"PRAGMA table_info({name})")]
+            if columns and columns != _COLUMNS:  # another store's table (stock Feast's): the store is a cache
+                conn.execute(f"DROP TABLE {name}")
+            conn.execute(f"CREATE TABLE IF NOT EXISTS {name} (entity_key BLOB PRIMARY KEY, layout INTEGER NOT NULL, "
+                         "vals BLOB NOT NULL, floats BLOB, event_ts INTEGER, created_ts INTEGER) WITHOUT ROWID")
         for view in tables_to_delete:
             conn.execute(f"DROP TABLE IF EXISTS {_quote(table_name(config, view))}")
 
@@ -229,3 +286,85 @@ class TickerlakeSqliteOnlineStore(OnlineStore):
             self._conn = None
         for suffix in ("", "-wal", "-shm"):
             Path(f"{self.db_path(config)}{suffix}").unlink(missing_ok=True)
+
+    # --- get_online_features without a Python object per value -------------------------------
+    def _read_features_per_fv(self, config: RepoConfig, grouped_refs: list, join_key_values: dict,
+                              entity_name_to_join_key_map: dict, online_features_response: Any,
+                              full_feature_names: bool, include_feature_view_version_metadata: bool) -> None:
+        from feast import utils
+
+        for table, requested in grouped_refs:
+            entity_values, indexes, output_len = utils._get_unique_entities(
+                table, join_key_values, entity_name_to_join_key_map)
+            keys = utils._get_entity_key_protos(entity_values)
+            floats = None if include_feature_view_version_metadata else self._read_floats(config, table, keys, requested)
+            if floats is None:
+                rows = self.online_read(config, table, keys, requested)
+                utils._populate_response_from_feature_data(requested, rows, indexes, online_features_response,
+                                                           full_feature_names, table, output_len,
+                                                           include_feature_view_version_metadata)
+                continue
+            prefix = f"{table.projection.name_to_use()}__" if full_feature_names else ""
+            online_features_response.metadata.feature_names.val.extend(f"{prefix}{n}" for n in requested)
+            online_features_response.MergeFromString(_feature_vectors(*floats, indexes, output_len))
+
+    def _read_floats(self, config: RepoConfig, table: FeatureView, entity_keys: list[EntityKeyProto],
+                     requested: list[str]) -> tuple[Any, Any, Any] | None:
+        """(values: unique entities x requested features, found mask, event times in micros), or None
+        when a found row has no raw floats or lacks a requested feature."""
+        import numpy as np
+
+        conn = self._get_conn(config)
+        version = config.entity_key_serialization_version
+        keys = [serialize_entity_key(k, version) for k in entity_keys]
+        found: dict[bytes, tuple[int, bytes | None, int]] = {}
+        name = _quote(table_name(config, table))
+        for i in range(0, len(keys), _MAX_PARAMS):
+            chunk = keys[i:i + _MAX_PARAMS]
+            cursor = conn.execute(f"SELECT entity_key, layout, floats, event_ts FROM {name} "
+                                  f"WHERE entity_key IN ({','.join('?' * len(chunk))})", chunk)
+            found.update((row[0], row[1:]) for row in cursor)
+        values = np.full((len(keys), len(requested)), np.nan)
+        mask = np.zeros(len(keys), dtype=bool)
+        stamps = np.zeros(len(keys), dtype=np.int64)
+        columns: dict[int, Any] = {}
+        for i, key in enumerate(keys):
+            row = found.get(key)
+            if row is None:
+                continue
+            layout, raw, event_ts = row
+            if raw is None:
+                return None
+            if layout not in columns:
+                position = {n: j for j, n in enumerate(self._layout(conn, layout))}
+                if any(n not in position for n in requested):
+                    return None
+                columns[layout] = np.array([position[n] for n in requested], dtype=np.intp)
+            values[i] = np.frombuffer(raw, dtype="<f8")[columns[layout]]
+            mask[i], stamps[i] = True, event_ts
+        return values, mask, stamps
+
+
+def _feature_vectors(values: Any, found: Any, stamps: Any, indexes: Any, output_len: int) -> bytes:
+    """GetOnlineFeaturesResponse bytes holding one FeatureVector per column of `values` (unique entities x
+    features), fanned out to the request's rows by `indexes` as Feast's _populate_response_from_feature_data
+    does; merged into the response being built, they append its results."""
+    import numpy as np
+
+    row_of = np.zeros(output_len, dtype=np.intp)
+    for unique, destinations in enumerate(indexes):
+        row_of[list(destinations)] = unique
+    vals, hit, ts = values[row_of], found[row_of], stamps[row_of]
+    present = hit[:, None] & ~np.isnan(vals)
+    n, m = vals.shape
+    wire = np.empty((m, n, 11), dtype=np.uint8)  # feature-major: one FeatureVector per feature
+    wire[:, :, 0] = 0x0A  # FeatureVector.values
+    wire[:, :, 1] = np.where(present.T, 0x09, 0x00)
+    wire[:, :, 2] = 0x29  # Value.double_val
+    wire[:, :, 3:] = np.ascontiguousarray(vals.T, dtype="<f8").view(np.uint8).reshape(m, n, 8)
+    keep = np.ones((m, n, 11), dtype=bool)
+    keep[~present.T, 2:] = False
+    statuses = _field(2, np.where(hit, _PRESENT, _NOT_FOUND).astype(np.uint8).tobytes())
+    times = b"".join(_field(3, _timestamp(int(t)) if h else b"") for t, h in zip(ts, hit, strict=True))
+    wire, keep = wire.reshape(m, -1), keep.reshape(m, -1)
+    return b"".join(_field(2, wire[j][keep[j]].tobytes() + statuses + times) for j in range(m))
