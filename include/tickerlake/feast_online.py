@@ -29,6 +29,7 @@ re-materializes through the newest session after a restatement), reads of unknow
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import math
 import sqlite3
 import threading
@@ -89,6 +90,7 @@ def _raw_floats(values: list[ValueProto]) -> bytes | None:
     return out.tobytes()
 
 
+@functools.lru_cache(maxsize=65536)  # lengths and tags repeat call after call
 def _varint(n: int) -> bytes:
     out = bytearray()
     while True:
