@@ -51,6 +51,13 @@ def report_header(benchmark: str, **extra) -> dict:
     }
 
 
+def write_report(out: Path, report: dict) -> None:
+    """A benchmark's figures as JSON at `out` (its folder made); the long benchmarks write it again
+    after each tier, so partial figures survive an interrupted run."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=2, default=str) + "\n")
+
+
 def bench_ingest(settings: Settings, out_path: str | os.PathLike[str], tiers: list[str] | None = None,
                  progress=print) -> dict:
     """Run the ingest benchmark tiers (default: all that can run), print the figures, write JSON to `out_path`."""
@@ -78,8 +85,7 @@ def bench_ingest(settings: Settings, out_path: str | os.PathLike[str], tiers: li
     if "total_s" in big:
         report["goal_5000x20y_within_10_min"] = big["total_s"] <= GOAL_5000X20Y_S
     out = Path(out_path)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(report, indent=2, default=str) + "\n")
+    write_report(out, report)
     progress(f"wrote {out}")
     return report
 

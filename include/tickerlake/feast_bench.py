@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import json
 import os
 import shutil
 import time
@@ -34,7 +33,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from tickerlake.bench import report_header
+from tickerlake.bench import report_header, write_report
 from tickerlake.settings import Settings
 
 TIERS = {
@@ -90,8 +89,7 @@ def bench_feast(settings: Settings, out_path: str | os.PathLike[str], tiers: lis
         finally:
             shutil.rmtree(home, ignore_errors=True)
     out = Path(out_path)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(report, indent=2, default=str) + "\n")
+    write_report(out, report)
     progress(f"wrote {out}")
     return report
 

@@ -116,6 +116,17 @@ def _timestamp(micros: int) -> bytes:
     return out
 
 
+def _select(conn: sqlite3.Connection, table: str, columns: str, keys: list[bytes]) -> dict[bytes, tuple]:
+    """entity key -> `columns` of its row, for the keys that have one (in chunks of bound parameters)."""
+    found: dict[bytes, tuple] = {}
+    for i in range(0, len(keys), _MAX_PARAMS):
+        chunk = keys[i:i + _MAX_PARAMS]
+        cursor = conn.execute(f"SELECT entity_key, {columns} FROM {_quote(table)} "
+                              f"WHERE entity_key IN ({','.join('?' * len(chunk))})", chunk)
+        found.update((row[0], row[1:]) for row in cursor)
+    return found
+
+
 def _quote(identifier: str) -> str:
     return '"' + identifier.replace('"', '""') + '"'
 
@@ -243,13 +254,7 @@ class TickerlakeSqliteOnlineStore(OnlineStore):
         conn = self._get_conn(config)
         version = config.entity_key_serialization_version
         keys = [serialize_entity_key(k, version) for k in entity_keys]
-        found: dict[bytes, tuple[int, bytes, int]] = {}
-        name = _quote(table_name(config, table))
-        for i in range(0, len(keys), _MAX_PARAMS):
-            chunk = keys[i:i + _MAX_PARAMS]
-            cursor = conn.execute(f"SELECT entity_key, layout, vals, event_ts FROM {name} "
-                                  f"WHERE entity_key IN ({','.join('?' * len(chunk))})", chunk)
-            found.update((row[0], row[1:]) for row in cursor)
+        found = _select(conn, table_name(config, table), "layout, vals, event_ts", keys)
         out: list[tuple[dt.datetime | None, dict[str, ValueProto] | None]] = []
         for key in keys:
             row = found.get(key)
@@ -319,13 +324,7 @@ class TickerlakeSqliteOnlineStore(OnlineStore):
         conn = self._get_conn(config)
         version = config.entity_key_serialization_version
         keys = [serialize_entity_key(k, version) for k in entity_keys]
-        found: dict[bytes, tuple[int, bytes | None, int]] = {}
-        name = _quote(table_name(config, table))
-        for i in range(0, len(keys), _MAX_PARAMS):
-            chunk = keys[i:i + _MAX_PARAMS]
-            cursor = conn.execute(f"SELECT entity_key, layout, floats, event_ts FROM {name} "
-                                  f"WHERE entity_key IN ({','.join('?' * len(chunk))})", chunk)
-            found.update((row[0], row[1:]) for row in cursor)
+        found = _select(conn, table_name(config, table), "layout, floats, event_ts", keys)
         values = np.full((len(keys), len(requested)), np.nan)
         mask = np.zeros(len(keys), dtype=bool)
         stamps = np.zeros(len(keys), dtype=np.int64)

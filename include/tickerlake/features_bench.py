@@ -20,13 +20,12 @@ session for 5,000 tickers <= 60 s including start-up; Spark / DuckDB <= 4.
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 import shutil
 import time
 from pathlib import Path
 
-from tickerlake.bench import SHARED_SP500, report_header
+from tickerlake.bench import SHARED_SP500, report_header, write_report
 from tickerlake.settings import Settings
 
 TIERS = {
@@ -151,8 +150,7 @@ def bench_features(settings: Settings, out_path: str | os.PathLike[str], tiers: 
                  f"peak {f['spark_peak_gib']} GiB), start-up {f['spark_startup_s']}s, one incremental session "
                  f"{f['incremental_session_s']}s; DuckDB {f['duckdb_s']}s; Spark/DuckDB = {f['spark_vs_duckdb']}")
         out = Path(out_path)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(json.dumps(report, indent=2, default=str) + "\n")  # after each tier: partial figures survive
+        write_report(out, report)  # after each tier: partial figures survive
     big = report["tiers"].get("synthetic_5000x20y", {})
     if "backfill_s" in big:
         report["goal_backfill_5000x20y_met"] = big["backfill_s"] <= GOALS["backfill_5000x20y_s"]
@@ -160,7 +158,6 @@ def bench_features(settings: Settings, out_path: str | os.PathLike[str], tiers: 
     ratios = {n: f["spark_vs_duckdb"] for n, f in report["tiers"].items() if "spark_vs_duckdb" in f}
     report["spark_vs_duckdb"] = ratios
     out = Path(out_path)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(report, indent=2, default=str) + "\n")
+    write_report(out, report)
     progress(f"wrote {out}")
     return report

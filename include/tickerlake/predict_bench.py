@@ -65,7 +65,7 @@ import time
 import uuid
 from pathlib import Path
 
-from tickerlake.bench import report_header
+from tickerlake.bench import report_header, write_report
 from tickerlake.settings import Settings
 
 TIERS = {
@@ -112,7 +112,7 @@ def bench_predict(settings: Settings, out_path: str | os.PathLike[str], tiers: l
         if "estimate_5000x20y" in f:
             estimate = f["estimate_5000x20y"]
         progress(_line(name, f))
-        _write(out, report)  # after each tier: partial figures survive
+        write_report(out, report)  # after each tier: partial figures survive
     full = report["tiers"].get(FULL, {})
     if "predict" in full:
         report["goal_history_p95_met"] = full["history"]["p95_s"] <= GOALS["history_p95_s"]
@@ -121,7 +121,7 @@ def bench_predict(settings: Settings, out_path: str | os.PathLike[str], tiers: l
         report["goal_predict_5000_met"] = all(f["predict"]["total_s"] <= GOALS["predict_5000_s"] for f in at_5000)
     if estimate is not None:
         report["estimate_5000x20y"] = estimate
-    _write(out, report)
+    write_report(out, report)
     progress(f"wrote {out}")
     return report
 
@@ -552,11 +552,6 @@ def _line(name: str, f: dict) -> str:
             f"bare booster.predict {p['bare_booster_predict_s']}s); history of one ticker ({h['rows_per_query']} rows "
             f"x {h['columns']} columns): p50 {h['p50_s']}s, p95 {h['p95_s']}s, max {h['max_s']}s "
             f"(connect {h['connect_s']}s)")
-
-
-def _write(out: Path, report: dict) -> None:
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(report, indent=2, default=str) + "\n")
 
 
 def _size(path: Path) -> int:

@@ -21,13 +21,12 @@ MLflow logging <= 2% of the training time.
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 import shutil
 import time
 from pathlib import Path
 
-from tickerlake.bench import report_header
+from tickerlake.bench import report_header, write_report
 from tickerlake.settings import Settings
 
 TIERS = {
@@ -137,7 +136,6 @@ def bench_train(settings: Settings, out_path: str | os.PathLike[str], tiers: lis
     logs to its own MLflow store under <home>/bench/train-<tier>/ (removed afterwards)."""
     report = report_header("train", goals=GOALS)
     out = Path(out_path)
-    out.parent.mkdir(parents=True, exist_ok=True)
     for name in tiers or DEFAULT_TIERS:
         home = settings.home / "bench" / f"train-{name}"
         shutil.rmtree(home, ignore_errors=True)
@@ -150,8 +148,8 @@ def bench_train(settings: Settings, out_path: str | os.PathLike[str], tiers: lis
         report["tiers"][name] = f
         progress(f"{name}: one fit {f['one_fit_s']}s (stock LightGBM x{f['one_fit_vs_reference']}), walk-forward "
                  f"{f['walk_forward_s']}s, MLflow {f['mlflow_s']}s = {100 * f['mlflow_share']:.2f}% of training")
-        out.write_text(json.dumps(report, indent=2, default=str) + "\n")  # after each tier: partial figures survive
+        write_report(out, report)  # after each tier: partial figures survive
     report["machine"]["load_average_end"] = os.getloadavg()
-    out.write_text(json.dumps(report, indent=2, default=str) + "\n")
+    write_report(out, report)
     progress(f"wrote {out}")
     return report

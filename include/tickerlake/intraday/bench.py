@@ -35,7 +35,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from tickerlake.bench import report_header
+from tickerlake.bench import report_header, write_report
 from tickerlake.procs import free_port
 from tickerlake.settings import Settings
 
@@ -186,8 +186,7 @@ def bench_drain(settings: Settings, out_path: str | os.PathLike[str], tiers: lis
         stop_broker(broker)
         shutil.rmtree(root, ignore_errors=True)
     out = Path(out_path)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(report, indent=2, default=str) + "\n")
+    write_report(out, report)
     progress(f"wrote {out}")
     return report
 
