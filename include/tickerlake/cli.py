@@ -238,6 +238,13 @@ def cmd_drain(settings: Settings, args: argparse.Namespace) -> dict:
     return drain_and_record(settings, run_id, topic=args.topic)
 
 
+def cmd_score_intraday(settings: Settings, args: argparse.Namespace) -> dict:
+    from tickerlake.intraday.scoring import score_and_record
+
+    run_id = args.run_id or f"cli__score__{time.strftime('%Y%m%dT%H%M%S')}"  # wall-clock ok: a run label
+    return score_and_record(settings, args.session, run_id)
+
+
 def cmd_maintenance(settings: Settings, args: argparse.Namespace) -> dict:
     from tickerlake.maintenance import maintenance_in_process
 
@@ -329,6 +336,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("drain", cmd_drain, "drain the intraday topic into Delta exactly once (Spark, Trigger.AvailableNow)")
     p.add_argument("--run-id", help="run label in the tables and ops.pipeline_runs")
     p.add_argument("--topic", help="default: settings.intraday_topic (market.bars.5m)")
+    p = add("score-intraday", cmd_score_intraday, "score a session's drained 5-minute bars with the champion "
+                                                  "(the intraday DAG's scoring task, recorded in ops.pipeline_runs)")
+    p.add_argument("--session", type=_date, required=True, help="the session to score (New York date)")
+    p.add_argument("--run-id", help="run label in the tables and ops.pipeline_runs")
     p = add("maintenance", cmd_maintenance, "compact (OPTIMIZE, Z-ordered by ticker) and VACUUM the silver and "
                                             "gold tables, keeping every Delta version a registered model names")
     p.add_argument("--table", action="append", default=[], metavar="LAYER.TABLE",

@@ -15,10 +15,11 @@ Then bar-to-prediction for LATENCY_SPEC's 500 tickers (tier `latency`; `--tiers 
 subset): a lake built as `bench predict` builds its tiers (synthetic daily bars, reference
 features, a registered champion with its calibration), `feast apply` and the last session's daily features
 materialized; the next session's first 5-minute bar of every ticker published; then one intraday run as the
-DAG runs it: `tickerlake drain` in a fresh process, then scoring (tickerlake.intraday.scoring.score_and_record)
-in another. Per scored row: scored_ts minus the run's start (the goal's figure: p95 <= 60 s), and Kafka's
-append time to scored_ts (the stage latencies scoring records in ops.pipeline_runs). The bars' own exchange
-times lie in the synthetic session, not today, so bar-end-to-scored is not a latency here and is not reported.
+DAG runs it: `tickerlake drain` in a fresh process, then `tickerlake score-intraday` (score_and_record, the
+DAG's scoring task) in another. Per scored row: scored_ts minus the run's start (the goal's figure: p95 <= 60 s),
+and Kafka's append time to scored_ts (the stage latencies scoring records in ops.pipeline_runs). The bars'
+own exchange times lie in the synthetic session, not today, so bar-end-to-scored is not a latency here and is
+not reported.
 
 Timings are wall-clock (time.perf_counter): this module measures, it decides nothing.
 """
@@ -26,6 +27,7 @@ Timings are wall-clock (time.perf_counter): this module measures, it decides not
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import json
 import os
 import shutil
@@ -106,32 +108,26 @@ def _child_env(settings: Settings) -> dict[str, str]:
 
 
 def _run_child(settings: Settings, args: list[str], what: str) -> tuple[float, dict]:
-    """Run `python <args>` with the settings' environment; (seconds from spawn to exit, its stdout as JSON:
-    the whole of it, or else its last line, for a child whose libraries print before it)."""
+    """Run `python <args>` with the settings' environment; (seconds from spawn to exit, the JSON object its
+    stdout ends with: the whole of it, or else from its last line that opens an object, for a child whose
+    libraries print before it; the CLI prints its result indented, so only that line starts with `{`)."""
     t0 = time.perf_counter()
     proc = subprocess.run([sys.executable, *args], env=_child_env(settings), capture_output=True, text=True,
                           timeout=1800)
     seconds = time.perf_counter() - t0
     if proc.returncode != 0:
         raise RuntimeError(f"{what} failed ({proc.returncode}): {proc.stderr.strip()[-2000:]}")
-    try:
-        return seconds, json.loads(proc.stdout)
-    except json.JSONDecodeError:
-        return seconds, json.loads(proc.stdout.strip().splitlines()[-1])
+    text = proc.stdout.strip()
+    return seconds, json.loads(text[text.rfind("\n{") + 1:])
 
 
 def _drain_child(settings: Settings, run_id: str) -> tuple[float, dict]:
     return _run_child(settings, ["-m", "tickerlake.cli", "drain", "--run-id", run_id], "drain")
 
 
-_SCORE = ("import datetime, json, sys; from tickerlake.settings import load_settings; "
-          "from tickerlake.intraday.scoring import score_and_record; "
-          "print(json.dumps(score_and_record(load_settings(), datetime.date.fromisoformat(sys.argv[1]), sys.argv[2]), "
-          "default=str))")
-
-
-def _score_child(settings: Settings, session, run_id: str) -> tuple[float, dict]:
-    return _run_child(settings, ["-c", _SCORE, session.isoformat(), run_id], "scoring")
+def _score_child(settings: Settings, session: dt.date, run_id: str) -> tuple[float, dict]:
+    return _run_child(settings, ["-m", "tickerlake.cli", "score-intraday", "--session", session.isoformat(),
+                                 "--run-id", run_id], "scoring")
 
 
 def bench_drain(settings: Settings, out_path: str | os.PathLike[str], tiers: list[str] | None = None,
@@ -194,13 +190,11 @@ def bench_drain(settings: Settings, out_path: str | os.PathLike[str], tiers: lis
 def bench_latency(broker: Settings, home: Path, spec: dict, progress: Callable[[str], None] = print) -> dict:
     """One intraday run (drain, then scoring, each in a fresh process) over the first bar of the session after
     the built lake's last one, for every ticker of `spec`; the seconds from the run's start to each prediction."""
-    import datetime as dt
-
     import pandas as pd
 
     from tickerlake import lake
     from tickerlake.calendar import next_session, session_close_utc
-    from tickerlake.feast_store import FEATURES_VIEW, apply, materialize_interval
+    from tickerlake.feast_store import DAILY_FEATURE_VIEWS, apply, materialize_interval
     from tickerlake.intraday.replay import ensure_topic, publish, synthetic_bars
     from tickerlake.intraday.scoring import TABLE
     from tickerlake.predict_bench import build_tier, tier_settings
@@ -216,7 +210,7 @@ def bench_latency(broker: Settings, home: Path, spec: dict, progress: Callable[[
     t0 = time.perf_counter()
     apply(s)
     close = session_close_utc(last)
-    materialize_interval(s, close, close + dt.timedelta(microseconds=1), [FEATURES_VIEW])
+    materialize_interval(s, close, close + dt.timedelta(microseconds=1), list(DAILY_FEATURE_VIEWS))
     figures["feast_apply_materialize_s"] = round(time.perf_counter() - t0, 2)
 
     bars = synthetic_bars(s, session, session)
