@@ -105,7 +105,7 @@ def tickerlake_daily():
         from tickerlake.pipeline import materialize
 
         day = dt.date.fromisoformat(session)
-        return materialize(SETTINGS, day, day, ["daily_features"])
+        return materialize(SETTINGS, day, day)
 
     @task_group(group_id="model")
     def model(session: str):

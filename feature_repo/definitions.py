@@ -1,5 +1,11 @@
 """Feast definitions of Tickerlake: the ticker entity, the daily views, the model's feature service.
 
+The model's features come from three views (tickerlake.feast_store.VIEW_FEATURES): `daily_features`
+(each ticker's own bars and the cross-section) and `alternative_daily` (social sentiment per ticker
+and market-wide) read gold.features_daily; `macro_daily`, market-wide and so without an entity,
+reads gold.macro_daily, one row per session (the feature job writes it from the same
+silver.macro_asof rows it joins to every ticker's row).
+
 Read by `feast apply` (the module-level objects below, built from the environment through
 tickerlake.settings.load_settings()) and by tickerlake.feast_store.apply(), which executes this file
 afresh and calls build_definitions() with its own settings.
@@ -28,6 +34,7 @@ from feast.types import Float64, String
 
 from tickerlake import catalog
 from tickerlake.feast_store import (
+    ALTERNATIVE_VIEW,
     DAILY_TTL,
     ENTITY,
     EVENT_TIMESTAMP,
@@ -40,8 +47,11 @@ from tickerlake.feast_store import (
     INTRADAY_TIMESTAMP,
     INTRADAY_TTL,
     INTRADAY_VIEW,
+    MACRO_TABLE,
+    MACRO_VIEW,
     PREDICTIONS_TABLE,
     PREDICTIONS_VIEW,
+    VIEW_FEATURES,
     feature_list_hash,
     offline_store_type,
 )
@@ -64,21 +74,26 @@ _TYPES = {**dict(PREDICTION_SCHEMA), "ret_open": Float64, "ret_last_bar": Float6
 class Definitions:
     ticker: Entity
     features_source: DataSource
+    macro_source: DataSource
     predictions_source: DataSource
     daily_features: FeatureView
+    alternative_daily: FeatureView
+    macro_daily: FeatureView
     daily_predictions: FeatureView
     intraday_source: PushSource
     intraday_predictions: FeatureView
     feature_service: FeatureService
 
     def views(self) -> list[FeatureView]:
-        return [self.daily_features, self.daily_predictions, self.intraday_predictions]
+        return [self.daily_features, self.alternative_daily, self.macro_daily, self.daily_predictions,
+                self.intraday_predictions]
 
     def objects(self) -> list[Any]:
         """Everything to register, in dependency order."""
         return [
             self.ticker,
             self.features_source,
+            self.macro_source,
             self.predictions_source,
             self.intraday_source,
             *self.views(),
@@ -122,23 +137,44 @@ def build_definitions(settings: Settings, offline_store: str = "duckdb") -> Defi
     features_source = delta_source(settings, FEATURES_TABLE, offline_store)
     predictions_source = delta_source(settings, PREDICTIONS_TABLE, offline_store)
 
+    macro_source = delta_source(settings, MACRO_TABLE, offline_store)
+
+    def float_fields(view: str) -> list[Field]:
+        return [Field(name=name, dtype=Float64) for name in VIEW_FEATURES[view]]
+
+    # The entity column is declared too, so apply never has to read the table to infer it (setup
+    # applies before the first Spark run has written anything).
     daily_features = FeatureView(
         name=FEATURES_VIEW,
         entities=[ticker],
         ttl=DAILY_TTL,
-        # The entity column is declared too, so apply never has to read the table to infer it
-        # (setup applies before the first Spark run has written anything).
-        schema=[
-            Field(name=ENTITY, dtype=String),
-            *(Field(name=name, dtype=Float64) for name in catalog.FEATURE_NAMES),
-        ],
+        schema=[Field(name=ENTITY, dtype=String), *float_fields(FEATURES_VIEW)],
         source=features_source,
         online=True,
-        description="Daily Alpha158-style features (tickerlake.catalog), as of each session's close",
-        tags={
-            "table": FEATURES_TABLE,
-            "feature_list_sha256": feature_list_hash(catalog.FEATURE_NAMES),
-        },
+        description="Alpha158-style features of each ticker's own bars, and cross-sectional ranks, "
+                    "as of each session's close (tickerlake.catalog)",
+        tags={"table": FEATURES_TABLE},
+    )
+    alternative_daily = FeatureView(
+        name=ALTERNATIVE_VIEW,
+        entities=[ticker],
+        ttl=DAILY_TTL,
+        schema=[Field(name=ENTITY, dtype=String), *float_fields(ALTERNATIVE_VIEW)],
+        source=features_source,
+        online=True,
+        description="Social sentiment and message counts per ticker and market-wide, point in time by session",
+        tags={"table": FEATURES_TABLE},
+    )
+    # Market-wide: no entity, so each session's values are stored once, not once per ticker.
+    macro_daily = FeatureView(
+        name=MACRO_VIEW,
+        entities=[],
+        ttl=DAILY_TTL,
+        schema=float_fields(MACRO_VIEW),
+        source=macro_source,
+        online=True,
+        description="Macro series (FRED) as known at each session's close, the same for every ticker",
+        tags={"table": MACRO_TABLE},
     )
     # One row per ticker and asof session; `event_ts` is the asof session's close. Caveat: the
     # table is append-only per run (a rerun adds rows with the same event_ts, and unpublished
@@ -182,14 +218,18 @@ def build_definitions(settings: Settings, offline_store: str = "duckdb") -> Defi
     )
     feature_service = FeatureService(
         name=FEATURE_SERVICE,
-        features=[daily_features],
+        features=[daily_features, alternative_daily, macro_daily],
         description="The features of the daily LightGBM model",
+        tags={"feature_list_sha256": feature_list_hash(catalog.FEATURE_NAMES)},
     )
     return Definitions(
         ticker=ticker,
         features_source=features_source,
+        macro_source=macro_source,
         predictions_source=predictions_source,
         daily_features=daily_features,
+        alternative_daily=alternative_daily,
+        macro_daily=macro_daily,
         daily_predictions=daily_predictions,
         intraday_source=intraday_source,
         intraday_predictions=intraday_predictions,
@@ -201,8 +241,11 @@ def build_definitions(settings: Settings, offline_store: str = "duckdb") -> Defi
 _definitions = build_definitions(load_settings(), offline_store_type(Path(__file__).resolve().parent))
 ticker = _definitions.ticker
 gold_features_daily = _definitions.features_source
+gold_macro_daily = _definitions.macro_source
 gold_predictions_daily = _definitions.predictions_source
 daily_features = _definitions.daily_features
+alternative_daily = _definitions.alternative_daily
+macro_daily = _definitions.macro_daily
 daily_predictions = _definitions.daily_predictions
 intraday_predictions_push = _definitions.intraday_source
 intraday_predictions = _definitions.intraday_predictions

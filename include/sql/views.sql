@@ -34,6 +34,7 @@ CREATE OR REPLACE VIEW silver.macro_asof AS SELECT * FROM delta_scan('${lake_roo
 
 -- gold: features, labels, predictions and the live record
 CREATE OR REPLACE VIEW gold.features_daily AS SELECT * FROM delta_scan('${lake_root}/gold/features_daily');
+CREATE OR REPLACE VIEW gold.macro_daily AS SELECT * FROM delta_scan('${lake_root}/gold/macro_daily');
 CREATE OR REPLACE VIEW gold.labels_daily AS SELECT * FROM delta_scan('${lake_root}/gold/labels_daily');
 CREATE OR REPLACE VIEW gold.predictions_oos AS SELECT * FROM delta_scan('${lake_root}/gold/predictions_oos');
 CREATE OR REPLACE VIEW gold.predictions_daily AS SELECT * FROM delta_scan('${lake_root}/gold/predictions_daily');

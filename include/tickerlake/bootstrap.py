@@ -9,6 +9,7 @@ from tickerlake.settings import Settings
 
 
 def setup(settings: Settings, progress: Callable[[str], None] = print) -> dict:
+    from tickerlake.altdata.macro import ensure_macro_daily
     from tickerlake.feast_store import apply as feast_apply
     from tickerlake.jars import check_java, ensure_jars
     from tickerlake.services import init_airflow
@@ -24,6 +25,9 @@ def setup(settings: Settings, progress: Callable[[str], None] = print) -> dict:
     write_spark_conf(settings)
     progress("Airflow metadata database")
     init_airflow(settings)
+    upgraded = ensure_macro_daily(settings)
+    if upgraded:
+        progress(f"gold.macro_daily written for the {upgraded} sessions of gold.features_daily")
     progress("feast apply")
     applied = feast_apply(settings)
     return {

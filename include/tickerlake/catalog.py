@@ -158,6 +158,10 @@ FEATURES: tuple[FeatureSpec, ...] = (*BAR_FEATURES, *_CROSS_SECTIONAL, *_ALTERNA
 
 FEATURE_NAMES: tuple[str, ...] = tuple(f.name for f in FEATURES)
 BAR_FEATURE_NAMES: tuple[str, ...] = tuple(f.name for f in BAR_FEATURES)
+# The alternative-data features per ticker (social sentiment), and the market-wide macro series:
+# Feast serves each group from a view of its own (tickerlake.feast_store).
+SENTIMENT_FEATURE_NAMES: tuple[str, ...] = tuple(f.name for f in _ALTERNATIVE if f.family == "sentiment")
+MACRO_FEATURE_NAMES: tuple[str, ...] = tuple(f.name for f in _ALTERNATIVE if f.family == "macro")
 
 # A row can be scored when these are all present. The others may be legitimately missing and
 # LightGBM takes a missing value as such: alternative data outside its sources' coverage, and the
@@ -178,6 +182,7 @@ TABLES: tuple[str, ...] = (
     "silver.bars_daily",
     "silver.split_factors",
     "gold.features_daily",
+    "gold.macro_daily",
     "gold.labels_daily",
     "gold.predictions_daily",
     "ops.validation_runs",

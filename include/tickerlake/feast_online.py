@@ -116,6 +116,25 @@ def _timestamp(micros: int) -> bytes:
     return out
 
 
+def _double_values_wire(matrix: Any, present: Any) -> list[bytes]:
+    """Per row of a float64 matrix, the wire bytes of a repeated Value field numbered 1 (RepeatedValue.val,
+    FeatureVector.values) holding the row's values in order: a present double as 0x0a 0x09 0x29
+    <little-endian float64>, else an empty Value as 0x0a 0x00, as protobuf writes them."""
+    import numpy as np
+
+    doubles = np.ascontiguousarray(matrix, dtype="<f8")
+    n, m = doubles.shape
+    wire = np.empty((n, m, 11), dtype=np.uint8)
+    wire[:, :, 0] = 0x0A  # field 1, length-delimited
+    wire[:, :, 1] = np.where(present, 0x09, 0x00)  # 9 bytes of Value, or an empty Value
+    wire[:, :, 2] = 0x29  # Value.double_val, fixed64
+    wire[:, :, 3:] = doubles.view(np.uint8).reshape(n, m, 8)
+    keep = np.ones((n, m, 11), dtype=bool)
+    keep[~present, 2:] = False  # an empty Value is its tag and a zero length
+    wire, keep = wire.reshape(n, m * 11), keep.reshape(n, m * 11)
+    return [wire[i][keep[i]].tobytes() for i in range(n)]
+
+
 def _select(conn: sqlite3.Connection, table: str, columns: str, keys: list[bytes]) -> dict[bytes, tuple]:
     """entity key -> `columns` of its row, for the keys that have one (in chunks of bound parameters)."""
     found: dict[bytes, tuple] = {}
@@ -125,6 +144,12 @@ def _select(conn: sqlite3.Connection, table: str, columns: str, keys: list[bytes
                               f"WHERE entity_key IN ({','.join('?' * len(chunk))})", chunk)
         found.update((row[0], row[1:]) for row in cursor)
     return found
+
+
+def stored_keys(config: RepoConfig, entity_keys: list[EntityKeyProto] | list[bytes]) -> list[bytes]:
+    """Entity keys as the store keeps them (Feast's serialization); bytes are taken as already serialized."""
+    version = config.entity_key_serialization_version
+    return [k if isinstance(k, bytes) else serialize_entity_key(k, version) for k in entity_keys]
 
 
 def _quote(identifier: str) -> str:
@@ -164,6 +189,13 @@ class TickerlakeSqliteOnlineStore(OnlineStore):
             self._conn = conn
         return self._conn
 
+    def close(self) -> None:
+        """Close the SQLite connection (a store made for one job; the next call opens it again)."""
+        with self._lock:
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
+
     def _layout_id(self, conn: sqlite3.Connection, names: Sequence[str]) -> int:
         """The id of this feature order (recorded once): rows written before a view changed stay readable."""
         text = "\n".join(names)
@@ -192,6 +224,13 @@ class TickerlakeSqliteOnlineStore(OnlineStore):
                 conn.execute("ROLLBACK")
                 raise
 
+    def _rows(self, config: RepoConfig, table: FeatureView, entity_keys: list[EntityKeyProto],
+              columns: str) -> tuple[list[bytes], dict[bytes, tuple]]:
+        """The entity keys as stored, in order, and `columns` of the rows found for them."""
+        version = config.entity_key_serialization_version
+        keys = [serialize_entity_key(k, version) for k in entity_keys]
+        return keys, _select(self._get_conn(config), table_name(config, table), columns, keys)
+
     # --- Feast's interface ----------------------------------------------------------------
     def online_write_batch(
         self,
@@ -215,10 +254,12 @@ class TickerlakeSqliteOnlineStore(OnlineStore):
         if progress:
             progress(len(data))
 
-    def write_float_frame(self, config: RepoConfig, table: FeatureView, entity_keys: list[EntityKeyProto],
+    def write_float_frame(self, config: RepoConfig, table: FeatureView, entity_keys: list[EntityKeyProto] | list[bytes],
                           values: Any, event_ts_micros: Any) -> int:
         """Write rows of an all-float view from a float64 matrix (rows x the view's features, NaN = null)
-        without a Python object per value; the bytes equal online_write_batch's for the same values."""
+        without a Python object per value; the bytes equal online_write_batch's for the same values.
+        `entity_keys` are EntityKey protos, or their serialized bytes (stored_keys) when several views
+        of one table are written for the same entities."""
         import numpy as np
 
         names = [f.name for f in table.features]
@@ -226,21 +267,12 @@ class TickerlakeSqliteOnlineStore(OnlineStore):
         n, m = matrix.shape
         if m != len(names):
             raise ValueError(f"{m} value columns for the {len(names)} features of {table.name}")
-        present = ~np.isnan(matrix)
-        wire = np.empty((n, m, 11), dtype=np.uint8)
-        wire[:, :, 0] = 0x0A  # RepeatedValue.val, length-delimited
-        wire[:, :, 1] = np.where(present, 0x09, 0x00)  # 9 bytes of Value, or an empty Value
-        wire[:, :, 2] = 0x29  # Value.double_val, fixed64
-        wire[:, :, 3:] = matrix.view(np.uint8).reshape(n, m, 8)
-        keep = np.ones((n, m, 11), dtype=bool)
-        keep[~present, 2:] = False
-        wire, keep = wire.reshape(n, -1), keep.reshape(n, -1)
+        blobs = _double_values_wire(matrix, ~np.isnan(matrix))  # each row's RepeatedValue
         conn = self._get_conn(config)
         layout = self._layout_id(conn, names)
-        version = config.entity_key_serialization_version
+        keys = stored_keys(config, entity_keys)
         ts = np.asarray(event_ts_micros, dtype=np.int64)
-        rows = [(serialize_entity_key(entity_keys[i], version), layout, wire[i][keep[i]].tobytes(),
-                 matrix[i].tobytes(), int(ts[i]), None) for i in range(n)]
+        rows = [(keys[i], layout, blobs[i], matrix[i].tobytes(), int(ts[i]), None) for i in range(n)]
         self._upsert(config, table, rows)
         return n
 
@@ -252,9 +284,7 @@ class TickerlakeSqliteOnlineStore(OnlineStore):
         requested_features: list[str] | None = None,
     ) -> list[tuple[dt.datetime | None, dict[str, ValueProto] | None]]:
         conn = self._get_conn(config)
-        version = config.entity_key_serialization_version
-        keys = [serialize_entity_key(k, version) for k in entity_keys]
-        found = _select(conn, table_name(config, table), "layout, vals, event_ts", keys)
+        keys, found = self._rows(config, table, entity_keys, "layout, vals, event_ts")
         out: list[tuple[dt.datetime | None, dict[str, ValueProto] | None]] = []
         for key in keys:
             row = found.get(key)
@@ -288,9 +318,7 @@ class TickerlakeSqliteOnlineStore(OnlineStore):
             conn.execute(f"DROP TABLE IF EXISTS {_quote(table_name(config, view))}")
 
     def teardown(self, config: RepoConfig, tables: Sequence[FeatureView], entities: Sequence[Entity]) -> None:
-        if self._conn is not None:
-            self._conn.close()
-            self._conn = None
+        self.close()
         for suffix in ("", "-wal", "-shm"):
             Path(f"{self.db_path(config)}{suffix}").unlink(missing_ok=True)
 
@@ -300,11 +328,19 @@ class TickerlakeSqliteOnlineStore(OnlineStore):
                               full_feature_names: bool, include_feature_view_version_metadata: bool) -> None:
         from feast import utils
 
+        # Views keyed by the same join keys (daily_features and alternative_daily: ticker) share the
+        # request's unique entities and their serialized keys: computed once per call, not per view.
+        entities: dict[tuple[str, ...], tuple] = {}
         for table, requested in grouped_refs:
-            entity_values, indexes, output_len = utils._get_unique_entities(
-                table, join_key_values, entity_name_to_join_key_map)
-            keys = utils._get_entity_key_protos(entity_values)
-            floats = None if include_feature_view_version_metadata else self._read_floats(config, table, keys, requested)
+            join_keys = tuple(sorted(c.name for c in table.entity_columns))
+            if join_keys not in entities:
+                entity_values, indexes, output_len = utils._get_unique_entities(
+                    table, join_key_values, entity_name_to_join_key_map)
+                keys = utils._get_entity_key_protos(entity_values)
+                entities[join_keys] = (keys, stored_keys(config, keys), indexes, output_len)
+            keys, stored, indexes, output_len = entities[join_keys]
+            floats = (None if include_feature_view_version_metadata
+                      else self._read_floats(config, table, stored, requested))
             if floats is None:
                 rows = self.online_read(config, table, keys, requested)
                 utils._populate_response_from_feature_data(requested, rows, indexes, online_features_response,
@@ -315,15 +351,13 @@ class TickerlakeSqliteOnlineStore(OnlineStore):
             online_features_response.metadata.feature_names.val.extend(f"{prefix}{n}" for n in requested)
             online_features_response.MergeFromString(_feature_vectors(*floats, indexes, output_len))
 
-    def _read_floats(self, config: RepoConfig, table: FeatureView, entity_keys: list[EntityKeyProto],
+    def _read_floats(self, config: RepoConfig, table: FeatureView, keys: list[bytes],
                      requested: list[str]) -> tuple[Any, Any, Any] | None:
-        """(values: unique entities x requested features, found mask, event times in micros), or None
-        when a found row has no raw floats or lacks a requested feature."""
+        """For serialized entity keys: (values: unique entities x requested features, found mask, event
+        times in micros), or None when a found row has no raw floats or lacks a requested feature."""
         import numpy as np
 
         conn = self._get_conn(config)
-        version = config.entity_key_serialization_version
-        keys = [serialize_entity_key(k, version) for k in entity_keys]
         found = _select(conn, table_name(config, table), "layout, floats, event_ts", keys)
         values = np.full((len(keys), len(requested)), np.nan)
         mask = np.zeros(len(keys), dtype=bool)
@@ -357,15 +391,7 @@ def _feature_vectors(values: Any, found: Any, stamps: Any, indexes: Any, output_
         row_of[list(destinations)] = unique
     vals, hit, ts = values[row_of], found[row_of], stamps[row_of]
     present = hit[:, None] & ~np.isnan(vals)
-    n, m = vals.shape
-    wire = np.empty((m, n, 11), dtype=np.uint8)  # feature-major: one FeatureVector per feature
-    wire[:, :, 0] = 0x0A  # FeatureVector.values
-    wire[:, :, 1] = np.where(present.T, 0x09, 0x00)
-    wire[:, :, 2] = 0x29  # Value.double_val
-    wire[:, :, 3:] = np.ascontiguousarray(vals.T, dtype="<f8").view(np.uint8).reshape(m, n, 8)
-    keep = np.ones((m, n, 11), dtype=bool)
-    keep[~present.T, 2:] = False
+    per_feature = _double_values_wire(vals.T, present.T)  # feature-major: one FeatureVector per feature
     statuses = _field(2, np.where(hit, _PRESENT, _NOT_FOUND).astype(np.uint8).tobytes())
     times = b"".join(_field(3, _timestamp(int(t)) if h else b"") for t, h in zip(ts, hit, strict=True))
-    wire, keep = wire.reshape(m, -1), keep.reshape(m, -1)
-    return b"".join(_field(2, wire[j][keep[j]].tobytes() + statuses + times) for j in range(m))
+    return b"".join(_field(2, wire + statuses + times) for wire in per_feature)

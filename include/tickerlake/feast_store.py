@@ -26,7 +26,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
-from tickerlake.catalog import FEATURE_NAMES
+from tickerlake.catalog import FEATURE_NAMES, MACRO_FEATURE_NAMES, SENTIMENT_FEATURE_NAMES
 from tickerlake.settings import Settings
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -37,13 +37,16 @@ log = logging.getLogger(__name__)
 
 # --- names shared with feature_repo/definitions.py ---------------------------------------
 ENTITY = "ticker"
-FEATURES_VIEW = "daily_features"
+FEATURES_VIEW = "daily_features"  # the features of each ticker's own bars and the cross-section
+ALTERNATIVE_VIEW = "alternative_daily"  # alternative data per ticker and market: social sentiment
+MACRO_VIEW = "macro_daily"  # market-wide macro series: no entity, one row per session
 PREDICTIONS_VIEW = "daily_predictions"
 INTRADAY_VIEW = "intraday_predictions"
 INTRADAY_PUSH_SOURCE = "intraday_predictions_push"
 FEATURE_SERVICE = "tickerlake_daily_lgbm"
 FEATURES_TABLE = "gold.features_daily"
 PREDICTIONS_TABLE = "gold.predictions_daily"
+MACRO_TABLE = "gold.macro_daily"
 INTRADAY_TABLE = "gold.predictions_intraday"
 EVENT_TIMESTAMP = "event_ts"
 # The event time of an intraday prediction: the start of the 5-minute bar it scored.
@@ -70,6 +73,14 @@ INTRADAY_FEATURES: tuple[str, ...] = (
     "gap_open",
     "model_version",
 )
+# The model's features by the view that serves them (together: catalog.FEATURE_NAMES, in its order).
+VIEW_FEATURES: dict[str, tuple[str, ...]] = {
+    FEATURES_VIEW: tuple(n for n in FEATURE_NAMES if n not in {*SENTIMENT_FEATURE_NAMES, *MACRO_FEATURE_NAMES}),
+    ALTERNATIVE_VIEW: SENTIMENT_FEATURE_NAMES,
+    MACRO_VIEW: MACRO_FEATURE_NAMES,
+}
+# The views the daily DAG materializes after the feature job (the model's feature service).
+DAILY_FEATURE_VIEWS: tuple[str, ...] = tuple(VIEW_FEATURES)
 # How long a daily row stays valid for point-in-time joins: covers long weekends and holidays.
 DAILY_TTL = timedelta(days=10)
 # An intraday score is served for the rest of its session, not into the next one.
@@ -248,8 +259,12 @@ class FeatureSchemaMismatch(RuntimeError):
 
 
 # Columns of a source table that are keys, time or lineage, never features.
-_NOT_FEATURES = {FEATURES_TABLE: {ENTITY, "date", EVENT_TIMESTAMP, "year"}}
-_VIEW_TABLES = {FEATURES_VIEW: FEATURES_TABLE, PREDICTIONS_VIEW: PREDICTIONS_TABLE, INTRADAY_VIEW: INTRADAY_TABLE}
+_NOT_FEATURES = {FEATURES_TABLE: {ENTITY, "date", EVENT_TIMESTAMP, "year"}, MACRO_TABLE: {"date", EVENT_TIMESTAMP, "year"}}
+# Feature columns a table repeats from another view's table: gold.features_daily carries each
+# session's macro values on every ticker's row (for analysts and daily scoring); macro_daily serves them.
+_COPIES = {FEATURES_TABLE: set(MACRO_FEATURE_NAMES)}
+_VIEW_TABLES = {FEATURES_VIEW: FEATURES_TABLE, ALTERNATIVE_VIEW: FEATURES_TABLE, MACRO_VIEW: MACRO_TABLE,
+                PREDICTIONS_VIEW: PREDICTIONS_TABLE, INTRADAY_VIEW: INTRADAY_TABLE}
 _VIEW_TIMESTAMPS = {INTRADAY_VIEW: INTRADAY_TIMESTAMP}
 
 
@@ -257,8 +272,9 @@ def feature_schema_mismatches(settings: Settings, definitions: Any) -> list[str]
     """What the declared feature views and the existing Delta tables disagree on, one line each.
 
     Every served field must be a column of its table with the same type; in a table that holds
-    only features (gold.features_daily) every other column must be served, so a feature added in
-    Spark but not declared in the view is named. Tables that do not exist yet are skipped."""
+    only features (gold.features_daily, gold.macro_daily) every other column must be served by one
+    of the views reading it, so a feature added in Spark but not declared in a view is named.
+    Tables that do not exist yet are skipped."""
     import pyarrow as pa
     from deltalake import DeltaTable
     from feast.types import Float64, String
@@ -266,14 +282,17 @@ def feature_schema_mismatches(settings: Settings, definitions: Any) -> list[str]
     arrow_types = {Float64: (pa.float64(),), String: (pa.string(), pa.large_string(), pa.string_view())}
     problems: list[str] = []
     views = [v for v in definitions.views() if v.name in _VIEW_TABLES]
+    columns_of: dict[str, dict[str, Any]] = {}
     for view in views:
         table = _VIEW_TABLES[view.name]
         path = settings.table_path(table)
-        if not DeltaTable.is_deltatable(path):
-            continue
-        schema = pa.schema(DeltaTable(path).schema().to_arrow())
-        columns = {f.name: f.type for f in schema}
-        for required in (ENTITY, _VIEW_TIMESTAMPS.get(view.name, EVENT_TIMESTAMP)):
+        if table not in columns_of:
+            if not DeltaTable.is_deltatable(path):
+                continue
+            columns_of[table] = {f.name: f.type for f in pa.schema(DeltaTable(path).schema().to_arrow())}
+        columns = columns_of[table]
+        keys = [c.name for c in view.entity_columns]
+        for required in (*keys, _VIEW_TIMESTAMPS.get(view.name, EVENT_TIMESTAMP)):
             if required not in columns:
                 problems.append(f"{table} has no column {required!r}, which feature view {view.name} needs")
         for field in view.features:
@@ -282,12 +301,16 @@ def feature_schema_mismatches(settings: Settings, definitions: Any) -> list[str]
             elif columns[field.name] not in arrow_types.get(field.dtype, ()):
                 problems.append(f"feature {field.name!r} of view {view.name} is {field.dtype} but {table} "
                                 f"has {columns[field.name]}")
-        if table in _NOT_FEATURES:
-            served = {f.name for f in view.features}
-            for name in columns:
-                if name not in served and name not in _NOT_FEATURES[table]:
-                    problems.append(f"column {name!r} of {table} is not in feature view {view.name} "
-                                    "(add it to the catalogue and the view, or drop it from the job)")
+    for table, columns in columns_of.items():
+        if table not in _NOT_FEATURES:
+            continue
+        readers = [v for v in views if _VIEW_TABLES[v.name] == table]
+        served = {f.name for v in readers for f in v.features} | _COPIES.get(table, set())
+        for name in columns:
+            if name not in served and name not in _NOT_FEATURES[table]:
+                problems.append(f"column {name!r} of {table} is not in feature view "
+                                f"{' or '.join(v.name for v in readers)} "
+                                "(add it to the catalogue and the view, or drop it from the job)")
     return problems
 
 
@@ -337,61 +360,119 @@ def materialize_store(store: FeatureStore, start: datetime, end: datetime, views
     """materialize_interval on a FeatureStore at hand (the interval's checks are the caller's)."""
     from tickerlake.feast_online import STORE_TYPE
 
-    if store.config.online_store.type != STORE_TYPE:  # Redis at scale: Feast's own materialization
-        store.materialize(start_date=start, end_date=end - _ONE_TICK, feature_views=views)
-        return
+    ours = store.config.online_store.type == STORE_TYPE
     names = views if views is not None else [v.name for v in store.list_feature_views() if v.online]
+    stock: list[str] = []
+    batched: dict[tuple[str, str, str], list[Any]] = {}  # views reading one table: one read for all
     for name in names:
         view = store.get_feature_view(name)
-        if not batch_materializable(view):
-            store.materialize(start_date=start, end_date=end - _ONE_TICK, feature_views=[name])
-            continue
-        materialize_floats(store, view, start, end)
+        if market_wide(view):
+            materialize_market_wide(store, view, start, end)
+        elif ours and batch_materializable(view):
+            table = (view.batch_source.path, view.batch_source.timestamp_field, view.entity_columns[0].name)
+            batched.setdefault(table, []).append(view)
+        else:  # Redis at scale, and views with strings: Feast's own materialization
+            stock.append(name)
+    for same_table in batched.values():
+        materialize_floats(store, same_table, start, end)
+    if stock:
+        store.materialize(start_date=start, end_date=end - _ONE_TICK, feature_views=stock)
+
+
+def market_wide(view: Any) -> bool:
+    """A view without entity (Feast keys its rows by a dummy entity)."""
+    from feast.feature_view import DUMMY_ENTITY_ID
+
+    return [c.name for c in view.entity_columns] in ([], [DUMMY_ENTITY_ID])
+
+
+def materialize_market_wide(store: FeatureStore, view: Any, start: datetime, end: datetime) -> int:
+    """Load a view without entity: its latest row with start <= event time < end, on any online store.
+
+    Feast 0.67 cannot: its materialization looks for the dummy entity column in the source table, and
+    `write_to_online_store` writes the row under an empty key. So the row is read with delta-rs and
+    written through the provider under the dummy entity key that get_online_features looks up.
+    Returns the rows written (0 or 1)."""
+    import pyarrow as pa
+    import pyarrow.dataset as ds
+    from deltalake import DeltaTable
+    from feast.feature_view import DUMMY_ENTITY_ID, DUMMY_ENTITY_VAL
+    from feast.protos.feast.types.EntityKey_pb2 import EntityKey as EntityKeyProto
+    from feast.protos.feast.types.Value_pb2 import Value as ValueProto
+    from feast.type_map import python_values_to_proto_values
+
+    ts = view.batch_source.timestamp_field
+    dataset = DeltaTable(view.batch_source.path).to_pyarrow_dataset()
+    ts_type = dataset.schema.field(ts).type
+    window = (ds.field(ts) >= pa.scalar(start, ts_type)) & (ds.field(ts) < pa.scalar(end, ts_type))
+    rows = dataset.to_table(columns=[ts, *(f.name for f in view.features)], filter=window)
+    if rows.num_rows == 0:
+        return 0
+    latest = rows.sort_by([(ts, "descending")]).slice(0, 1).to_pylist()[0]
+    key = EntityKeyProto(join_keys=[DUMMY_ENTITY_ID], entity_values=[ValueProto(string_val=DUMMY_ENTITY_VAL)])
+    values = {f.name: python_values_to_proto_values([latest[f.name]], f.dtype.to_value_type())[0]
+              for f in view.features}
+    store._get_provider().online_write_batch(store.config, view, [(key, values, latest[ts], None)], None)
+    return 1
 
 
 def batch_materializable(view: Any) -> bool:
-    """A view the batched path can load: all features float64, read from a Delta FileSource."""
+    """A view the batched path can load: one entity (not the market-wide kind, whose single row Feast
+    keys by its dummy entity), all features float64, read from a Delta FileSource."""
     from feast import FileSource
     from feast.data_format import DeltaFormat
+    from feast.feature_view import DUMMY_ENTITY_ID
     from feast.types import Float64
 
     source = view.batch_source
     return (isinstance(source, FileSource) and isinstance(source.file_format, DeltaFormat)
-            and all(f.dtype == Float64 for f in view.features) and len(view.entity_columns) == 1)
+            and all(f.dtype == Float64 for f in view.features) and len(view.entity_columns) == 1
+            and view.entity_columns[0].name != DUMMY_ENTITY_ID)
 
 
-def materialize_floats(store: FeatureStore, view: Any, start: datetime, end: datetime) -> int:
-    """The batched materialization of an all-float view into Tickerlake's online store: per entity the
-    latest row with start <= event time < end (what Feast's materialize selects), read with delta-rs
-    through the Delta log (only the current version's files), written as one row per entity. Two
-    reads: the keys and times of the interval, then only the rows at each entity's latest time, so a
-    year of history is never held in memory whole. Returns the entities written."""
+def materialize_floats(store: FeatureStore, views: Sequence[Any], start: datetime, end: datetime) -> int:
+    """The batched materialization of all-float views that read one table with one entity (daily_features
+    and alternative_daily) into Tickerlake's online store: per entity the latest row with
+    start <= event time < end (what Feast's materialize selects), read with delta-rs through the Delta
+    log (only the current version's files) once for all `views`, written as one row per entity and
+    view. Two reads: the keys and times of the interval, then only the rows at each entity's latest
+    time, so a year of history is never held in memory whole. Returns the entities written."""
+    import contextlib
+
     import pyarrow as pa
     import pyarrow.dataset as ds
     from deltalake import DeltaTable
     from feast.protos.feast.types.EntityKey_pb2 import EntityKey as EntityKeyProto
     from feast.protos.feast.types.Value_pb2 import Value as ValueProto
 
-    from tickerlake.feast_online import TickerlakeSqliteOnlineStore
+    from tickerlake.feast_online import TickerlakeSqliteOnlineStore, stored_keys
 
-    key = view.entity_columns[0].name
-    ts = view.batch_source.timestamp_field
-    names = [f.name for f in view.features]
-    dataset = DeltaTable(view.batch_source.path).to_pyarrow_dataset()
+    first = views[0]
+    key = first.entity_columns[0].name
+    ts = first.batch_source.timestamp_field
+    if any((v.batch_source.path, v.batch_source.timestamp_field, v.entity_columns[0].name)
+           != (first.batch_source.path, ts, key) for v in views):
+        raise ValueError(f"views {[v.name for v in views]} do not read one table by one entity and time")
+    names = list(dict.fromkeys(f.name for v in views for f in v.features))
+    dataset = DeltaTable(first.batch_source.path).to_pyarrow_dataset()
     ts_type = dataset.schema.field(ts).type
     window = (ds.field(ts) >= pa.scalar(start, ts_type)) & (ds.field(ts) < pa.scalar(end, ts_type))
-    keys = dataset.to_table(columns=[key, ts], filter=window)
-    if keys.num_rows == 0:
+    times = dataset.to_table(columns=[key, ts], filter=window)
+    if times.num_rows == 0:
         return 0
-    latest = keys.group_by(key).aggregate([(ts, "max")]).to_pandas()
+    latest = times.group_by(key).aggregate([(ts, "max")]).to_pandas()
     stamps = pa.array(latest[f"{ts}_max"].unique(), type=ts_type)
     rows = dataset.to_table(columns=[key, ts, *names], filter=window & ds.field(ts).isin(stamps)).to_pandas()
     rows = rows.merge(latest, on=key)
     rows = rows[rows[ts] == rows[f"{ts}_max"]].drop_duplicates(key, keep="last")
-    values = rows[names].to_numpy(dtype="<f8", na_value=float("nan"))
     micros = rows[ts].dt.tz_convert("UTC").dt.as_unit("us").astype("int64").to_numpy()
-    keys_proto = [EntityKeyProto(join_keys=[key], entity_values=[ValueProto(string_val=str(t))]) for t in rows[key]]
-    return TickerlakeSqliteOnlineStore().write_float_frame(store.config, view, keys_proto, values, micros)
+    keys = stored_keys(store.config, [EntityKeyProto(join_keys=[key], entity_values=[ValueProto(string_val=str(t))])
+                                      for t in rows[key]])
+    with contextlib.closing(TickerlakeSqliteOnlineStore()) as online:  # a store of its own: close its connection
+        for view in views:
+            values = rows[[f.name for f in view.features]].to_numpy(dtype="<f8", na_value=float("nan"))
+            online.write_float_frame(store.config, view, keys, values, micros)
+    return len(rows)
 
 
 def push_predictions(settings: Settings, predictions: pd.DataFrame) -> int:
@@ -439,12 +520,13 @@ def feature_refs(features: Sequence[str] | None = None) -> list[str]:
     """Feast references (`view:feature`) for bare names or references; None: features + prediction."""
     if features is None:
         features = [*FEATURE_NAMES, *PREDICTION_FEATURES]
+    view_of = {name: view for view, names in VIEW_FEATURES.items() for name in names}
     refs: list[str] = []
     for name in features:
         if ":" in name:
             refs.append(name)
-        elif name in FEATURE_NAMES:
-            refs.append(f"{FEATURES_VIEW}:{name}")
+        elif name in view_of:
+            refs.append(f"{view_of[name]}:{name}")
         elif name in PREDICTION_FEATURES:
             refs.append(f"{PREDICTIONS_VIEW}:{name}")
         else:
@@ -509,11 +591,11 @@ def feature_server_command(settings: Settings, port: int | None = None) -> tuple
     """The command line and environment of Feast's HTTP feature server for this repo.
 
     It listens on 127.0.0.1 only: Feast's server has no login of its own, so anything beyond this
-    machine goes through an authenticating reverse proxy (see docs/feast.md)."""
-    feast_cli = Path(sys.executable).with_name("feast")
+    machine goes through an authenticating reverse proxy (see docs/feast.md). Feast's own CLI runs it,
+    with its startup heap frozen (tickerlake.feast_serve: the p99 of large requests)."""
     env = {**os.environ, "TICKERLAKE_HOME": str(settings.home)}
     env.setdefault("TICKERLAKE_SPARK_MASTER", settings.spark_master)
-    command = [str(feast_cli), "--chdir", str(settings.feast_repo), "serve", "--host", "127.0.0.1",
+    command = [sys.executable, "-m", "tickerlake.feast_serve", "--chdir", str(settings.feast_repo), "serve", "--host", "127.0.0.1",
                "--port", str(port or settings.feature_server_port), "--no-access-log", "--workers", "1"]
     return command, env
 

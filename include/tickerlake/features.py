@@ -496,6 +496,7 @@ def run(spark: SparkSession, settings: Settings, start: dt.date, end: dt.date) -
     """
     from pyspark.sql import functions as F
 
+    from tickerlake.altdata.macro import write_macro_daily
     from tickerlake.ingest import restated_since
 
     sessions = sessions_between(start, end)
@@ -537,6 +538,8 @@ def run(spark: SparkSession, settings: Settings, start: dt.date, end: dt.date) -
     features = compute_features(history, sentiment, macro).where(F.col("date").between(F.lit(start), F.lit(until)))
     features = with_event_ts(spark, features, start, until)
     _replace(features, settings.table_uri("gold.features_daily"), start, until)
+    # The market-wide view's table, from the same silver.macro_asof rows the features joined.
+    write_macro_daily(settings, start, until)
 
     label_start = sessions_back(start, LABEL_LOOKBACK)
     labels = compute_labels(adjusted(interval(settings.table_uri("silver.bars_daily"), label_start, until)))

@@ -73,14 +73,16 @@ def features_in_process(settings: Settings, start: dt.date, end: dt.date) -> dic
     return features.run(spark, settings, start, end)
 
 
-def materialize(settings: Settings, start: dt.date, end: dt.date, views: list[str]) -> dict:
-    """Load the rows of sessions [start, end] of `views` into the online store (event time = close).
+def materialize(settings: Settings, start: dt.date, end: dt.date, views: list[str] | None = None) -> dict:
+    """Load the rows of sessions [start, end] of `views` (default: the model's feature views, which
+    the feature job has just written) into the online store (event time = close).
 
     From the session a late verdict restated, when the validation of [start, end] made one (the
     feature job recomputed from there too, see features.run)."""
-    from tickerlake.feast_store import materialize_interval
+    from tickerlake.feast_store import DAILY_FEATURE_VIEWS, materialize_interval
     from tickerlake.ingest import restated_since
 
+    views = list(DAILY_FEATURE_VIEWS) if views is None else views
     start = min(start, restated_since(settings, start, end) or start)
     begin = calendar.session_close_utc(start)
     finish = calendar.session_close_utc(end) + dt.timedelta(microseconds=1)

@@ -186,6 +186,7 @@ def build_tier(s: Settings, name: str, spec: dict, progress) -> dict:
 
     from tickerlake import lake
     from tickerlake import reference_features as rf
+    from tickerlake.altdata.macro import write_macro_daily
     from tickerlake.calendar import session_close_utc
     from tickerlake.catalog import LOOKBACK_SESSIONS
     from tickerlake.synthetic import generate_bars
@@ -232,6 +233,8 @@ def build_tier(s: Settings, name: str, spec: dict, progress) -> dict:
                    features_write_s=round(write_s, 2))
     fv = lake.table_version(s, FEATURES)
     last_session = pd.Timestamp(sessions[-1]).date()
+    # the market-wide table beside the features, as the feature job writes it (Feast's macro view)
+    write_macro_daily(s, pd.Timestamp(sessions[0]).date(), last_session)
 
     t0 = time.perf_counter()
     booster, calib, ic = _train(s, bars, sessions)

@@ -46,6 +46,7 @@ class TrainingData:
     labels_version: int
     start: dt.date
     end: dt.date
+    macro_version: int | None = None  # gold.macro_daily, read by the market-wide view
 
 
 def load_training_data(settings: Settings, asof: dt.date) -> TrainingData:
@@ -53,12 +54,13 @@ def load_training_data(settings: Settings, asof: dt.date) -> TrainingData:
     Feast's point-in-time join gives at that session's close (feature service
     `tickerlake_daily_lgbm`, TTL respected), so the model trains on what serving will hand it.
 
-    The Delta versions read are recorded; the features table must not change while it is read
+    The Delta versions read are recorded; the feature tables must not change while they are read
     (a concurrent backfill would mix versions), or the read fails and is retried by the task."""
     from tickerlake.calendar import session_close_utc
-    from tickerlake.feast_store import ENTITY_TIMESTAMP, historical_features
+    from tickerlake.feast_store import ENTITY_TIMESTAMP, FEATURES_TABLE, MACRO_TABLE, historical_features
 
-    fv = lake.table_version(settings, "gold.features_daily")
+    fv = lake.table_version(settings, FEATURES_TABLE)
+    mv = lake.table_version(settings, MACRO_TABLE)
     lv = lake.table_version(settings, "gold.labels_daily")
     label = settings.label
     if label not in LABEL_COLUMNS:
@@ -71,12 +73,13 @@ def load_training_data(settings: Settings, asof: dt.date) -> TrainingData:
     closes = {d: session_close_utc(d) for d in labels["date"].unique()}
     entity = labels.assign(**{ENTITY_TIMESTAMP: pd.to_datetime(labels["date"].map(closes), utc=True)})
     joined = historical_features(settings, entity)
-    after = lake.table_version(settings, "gold.features_daily")
-    if after != fv:
-        raise RuntimeError(f"gold.features_daily changed while the training set was read (v{fv} -> v{after})")
+    for table, before in ((FEATURES_TABLE, fv), (MACRO_TABLE, mv)):
+        after = lake.table_version(settings, table)
+        if after != before:
+            raise RuntimeError(f"{table} changed while the training set was read (v{before} -> v{after})")
     frame = joined[["ticker", "date", *FEATURE_NAMES, label]]
     frame = frame.sort_values(["date", "ticker"]).reset_index(drop=True)
-    return TrainingData(frame, fv, lv, frame["date"].min(), frame["date"].max())
+    return TrainingData(frame, fv, lv, frame["date"].min(), frame["date"].max(), mv)
 
 
 # --- train: walk forward, log the case, refit, register -------------------------------------------
@@ -112,6 +115,7 @@ def train(settings: Settings, asof: dt.date, data: TrainingData | None = None) -
         "oos_start": str(min(oos["date"])),
         "oos_end": str(max(oos["date"])),
         "features_delta_version": str(data.features_version),
+        "macro_delta_version": str(data.macro_version),
         "labels_delta_version": str(data.labels_version),
         "feature_list_hash": feature_list_hash(features),  # the same hash as the Feast view's tag
         "feature_service": settings.model_name,

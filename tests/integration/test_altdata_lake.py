@@ -14,6 +14,7 @@ import shutil
 import tarfile
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -227,6 +228,31 @@ def test_land_macro_and_build_asof(settings: Settings):
     macro.build_macro_asof(settings, D(2025, 11, 20), D(2025, 12, 31))
     pd.testing.assert_frame_equal(before_bronze, table(settings, "bronze.macro", ["series_id", "date"]))
     pd.testing.assert_frame_equal(before_panel, table(settings, "silver.macro_asof", ["series_id", "date"]))
+
+
+def test_macro_daily_is_one_row_per_session_from_the_asof_panel(settings: Settings):
+    from tickerlake.calendar import session_close_utc, sessions_between
+    from tickerlake.catalog import MACRO_FEATURE_NAMES
+
+    assert macro.ensure_macro_daily(settings) == 0  # no features table: nothing to upgrade
+    macro.land_macro(settings, FIXTURES / "fred", D(2025, 1, 1), D(2025, 12, 31), "run-1")
+    macro.build_macro_asof(settings, D(2025, 11, 20), D(2025, 12, 31))
+    start, end = D(2025, 11, 24), D(2025, 12, 5)
+    assert macro.write_macro_daily(settings, start, end) == len(sessions_between(start, end))
+    daily = table(settings, "gold.macro_daily", ["date"])
+    assert daily["date"].tolist() == sessions_between(start, end)
+    assert list(daily.columns) == macro.macro_daily_schema().names
+    assert daily["event_ts"].tolist() == [pd.Timestamp(session_close_utc(d)) for d in daily["date"]]
+    panel = table(settings, "silver.macro_asof", ["series_id", "date"])
+    dgs10 = panel[panel["series_id"] == "DGS10"].set_index("date")["value"]
+    # the panel's value at each session; before the series' first release (11-26) none: null
+    expected = dgs10.reindex(daily["date"]).to_numpy()
+    assert daily["MACRO_DGS10"].notna().sum() == 7 and daily["MACRO_DGS10"].isna().sum() == 2
+    np.testing.assert_array_equal(daily["MACRO_DGS10"].to_numpy(), expected)
+    # the fixture has no other catalogue series: null (absent), never zero
+    assert daily[[c for c in MACRO_FEATURE_NAMES if c != "MACRO_DGS10"]].isna().all().all()
+    macro.write_macro_daily(settings, start, end)  # a rerun replaces its sessions: the same table
+    pd.testing.assert_frame_equal(daily, table(settings, "gold.macro_daily", ["date"]))
 
 
 def test_build_macro_asof_refuses_a_series_without_lag(settings: Settings, tmp_path: Path):

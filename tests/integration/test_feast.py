@@ -17,15 +17,20 @@ from deltalake import write_deltalake
 
 from tickerlake import catalog
 from tickerlake.feast_store import (
+    ALTERNATIVE_VIEW,
+    DAILY_FEATURE_VIEWS,
     FEATURE_SERVICE,
     FEATURES_TABLE,
     FEATURES_VIEW,
     INTRADAY_PUSH_SOURCE,
     INTRADAY_TABLE,
     INTRADAY_VIEW,
+    MACRO_TABLE,
+    MACRO_VIEW,
     PREDICTION_FEATURES,
     PREDICTIONS_TABLE,
     PREDICTIONS_VIEW,
+    VIEW_FEATURES,
     FeatureSchemaMismatch,
     apply,
     check_feature_schemas,
@@ -56,6 +61,10 @@ def close_utc(session: date) -> datetime:
 
 
 def feature_value(session_idx: int, ticker_idx: int, feature_idx: int) -> float:
+    """A value per (session, ticker, feature); the market-wide macro features are the same for every
+    ticker, as the feature job writes them."""
+    if catalog.FEATURE_NAMES[feature_idx] in catalog.MACRO_FEATURE_NAMES:
+        ticker_idx = 0
     return session_idx * 1000.0 + ticker_idx * 100.0 + feature_idx + 0.25
 
 
@@ -67,7 +76,20 @@ def expected_features(session_idx: int) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def write_macro_daily(settings: Settings) -> None:
+    """gold.macro_daily, one row per session, as the feature job writes it beside gold.features_daily."""
+    index = {f: catalog.FEATURE_NAMES.index(f) for f in catalog.MACRO_FEATURE_NAMES}
+    rows = [{"date": session, "event_ts": close_utc(session), "year": session.year,
+             **{f: feature_value(i, 0, k) for f, k in index.items()}} for i, session in enumerate(SESSIONS)]
+    schema = pa.schema([("date", pa.date32()), ("event_ts", pa.timestamp("us", tz="UTC")), ("year", pa.int32()),
+                        *((f, pa.float64()) for f in catalog.MACRO_FEATURE_NAMES)])
+    write_deltalake(settings.table_path(MACRO_TABLE), pa.Table.from_pylist(rows, schema=schema),
+                    partition_by=["year"], mode="overwrite")
+
+
 def write_features_daily(settings: Settings) -> None:
+    """gold.features_daily and gold.macro_daily over SESSIONS."""
+    write_macro_daily(settings)
     rows = []
     for i, session in enumerate(SESSIONS):
         for j, ticker in enumerate(TICKERS):
@@ -158,19 +180,28 @@ def test_feature_view_fields_equal_catalog(settings: Settings) -> None:
     from feast.types import Float64
 
     defs = load_definitions(settings)
-    view = defs.daily_features
-    assert view.name == FEATURES_VIEW
-    assert tuple(f.name for f in view.features) == catalog.FEATURE_NAMES
-    assert all(f.dtype == Float64 for f in view.features)
-    assert view.entities == ["ticker"]
-    assert [c.name for c in view.entity_columns] == ["ticker"]
-    assert view.batch_source.timestamp_field == "event_ts"
-    assert view.batch_source.path == settings.table_path(FEATURES_TABLE)
-    assert view.tags["feature_list_sha256"] == feature_list_hash(catalog.FEATURE_NAMES)
+    views = {v.name: v for v in (defs.daily_features, defs.alternative_daily, defs.macro_daily)}
+    assert tuple(views) == DAILY_FEATURE_VIEWS == (FEATURES_VIEW, ALTERNATIVE_VIEW, MACRO_VIEW)
+    # Together the three views serve the catalogue, each feature once, in its order.
+    served_names = [f.name for v in views.values() for f in v.features]
+    assert sorted(served_names) == sorted(catalog.FEATURE_NAMES) and len(set(served_names)) == len(served_names)
+    assert {n: tuple(f.name for f in v.features) for n, v in views.items()} == VIEW_FEATURES
+    assert VIEW_FEATURES[ALTERNATIVE_VIEW] == ("SENT", "MSGCNT", "MKT_SENT", "MKT_MSGCNT")
+    assert all(n.startswith("MACRO_") for n in VIEW_FEATURES[MACRO_VIEW]) and len(VIEW_FEATURES[MACRO_VIEW]) == 5
+    for view in views.values():
+        assert all(f.dtype == Float64 for f in view.features)
+        assert view.batch_source.timestamp_field == "event_ts"
+    for name in (FEATURES_VIEW, ALTERNATIVE_VIEW):
+        assert [c.name for c in views[name].entity_columns] == ["ticker"]
+        assert views[name].batch_source.path == settings.table_path(FEATURES_TABLE)
+    # Market-wide: no entity, its own table with one row per session.
+    assert views[MACRO_VIEW].entity_columns == []
+    assert views[MACRO_VIEW].batch_source.path == settings.table_path(MACRO_TABLE)
 
     assert tuple(f.name for f in defs.daily_predictions.features) == PREDICTION_FEATURES
     assert defs.feature_service.name == FEATURE_SERVICE
-    assert [p.name for p in defs.feature_service.feature_view_projections] == [FEATURES_VIEW]
+    assert [p.name for p in defs.feature_service.feature_view_projections] == list(DAILY_FEATURE_VIEWS)
+    assert defs.feature_service.tags["feature_list_sha256"] == feature_list_hash(catalog.FEATURE_NAMES)
     # Labels are never served.
     served = {f.name for v in defs.views() for f in v.features}
     assert not served & set(catalog.LABEL_COLUMNS)
@@ -205,8 +236,11 @@ def test_apply_before_tables_exist_is_idempotent(settings: Settings) -> None:
         [
             "ticker",
             "gold_features_daily",
+            "gold_macro_daily",
             "gold_predictions_daily",
             FEATURES_VIEW,
+            ALTERNATIVE_VIEW,
+            MACRO_VIEW,
             PREDICTIONS_VIEW,
             INTRADAY_PUSH_SOURCE,
             INTRADAY_VIEW,
@@ -215,7 +249,8 @@ def test_apply_before_tables_exist_is_idempotent(settings: Settings) -> None:
     )
     assert apply(settings) == names
     store = feature_store(settings)
-    assert sorted(v.name for v in store.list_feature_views()) == [FEATURES_VIEW, PREDICTIONS_VIEW, INTRADAY_VIEW]
+    assert sorted(v.name for v in store.list_feature_views()) == sorted(
+        [*DAILY_FEATURE_VIEWS, PREDICTIONS_VIEW, INTRADAY_VIEW])
     # the intraday view is fed by its push source, whose batch source is the Delta table
     intraday = store.get_feature_view(INTRADAY_VIEW)
     assert intraday.stream_source.name == INTRADAY_PUSH_SOURCE
@@ -232,7 +267,7 @@ def test_materialize_one_session_serves_exactly_its_values(settings: Settings) -
     apply(settings)
 
     start, end = session_interval(SESSIONS[2])
-    materialize_interval(settings, start, end, [FEATURES_VIEW, PREDICTIONS_VIEW])
+    materialize_interval(settings, start, end, [*DAILY_FEATURE_VIEWS, PREDICTIONS_VIEW])
 
     online = online_features(settings, list(TICKERS))
     assert list(online.columns) == ["ticker", *catalog.FEATURE_NAMES, *PREDICTION_FEATURES]
@@ -255,7 +290,7 @@ def test_materialize_interval_excludes_its_end(settings: Settings) -> None:
     apply(settings)
     # [start of session 1's UTC day, session 2's close): session 1's close is in, session 2's is not.
     start, _ = session_interval(SESSIONS[1])
-    materialize_interval(settings, start, close_utc(SESSIONS[2]), [FEATURES_VIEW])
+    materialize_interval(settings, start, close_utc(SESSIONS[2]), list(DAILY_FEATURE_VIEWS))
     online = online_features(settings, list(TICKERS), list(catalog.FEATURE_NAMES))
     pd.testing.assert_frame_equal(online, expected_features(1), check_dtype=False)
 
@@ -270,9 +305,9 @@ def test_materialize_twice_gives_identical_online_values(settings: Settings) -> 
     write_features_daily(settings)
     apply(settings)
     start, end = session_interval(SESSIONS[3])
-    materialize_interval(settings, start, end, [FEATURES_VIEW])
+    materialize_interval(settings, start, end, list(DAILY_FEATURE_VIEWS))
     first = online_features(settings, list(TICKERS), list(catalog.FEATURE_NAMES))
-    materialize_interval(settings, start, end, [FEATURES_VIEW])
+    materialize_interval(settings, start, end, list(DAILY_FEATURE_VIEWS))
     second = online_features(settings, list(TICKERS), list(catalog.FEATURE_NAMES))
     pd.testing.assert_frame_equal(first, second)
     pd.testing.assert_frame_equal(second, expected_features(3), check_dtype=False)
@@ -378,10 +413,40 @@ def test_the_training_set_from_feast_equals_a_direct_join_of_the_delta_tables(se
     apply(settings)
 
     data = training.load_training_data(settings, SESSIONS[-1])
-    direct = lake.read_table(settings, FEATURES_TABLE).merge(lake.read_table(settings, "gold.labels_daily"),
-                                                             on=["ticker", "date"]).dropna(subset=["ret_1d"])
+    # Per ticker from gold.features_daily, market-wide from gold.macro_daily (by session).
+    macro = lake.read_table(settings, MACRO_TABLE, columns=["date", *catalog.MACRO_FEATURE_NAMES])
+    per_ticker = lake.read_table(settings, FEATURES_TABLE).drop(columns=list(catalog.MACRO_FEATURE_NAMES))
+    direct = (per_ticker.merge(macro, on="date").merge(lake.read_table(settings, "gold.labels_daily"),
+                                                       on=["ticker", "date"]).dropna(subset=["ret_1d"]))
     direct["date"] = pd.to_datetime(direct["date"]).dt.date
     direct = direct.sort_values(["date", "ticker"]).reset_index(drop=True)[data.frame.columns]
     assert len(direct) == len(SESSIONS[:-1]) * len(TICKERS) - 1  # one label is incomplete
     pd.testing.assert_frame_equal(data.frame, direct, check_dtype=False)
-    assert data.features_version == 0 and data.labels_version == 0
+    assert data.features_version == 0 and data.labels_version == 0 and data.macro_version == 0
+
+
+@pytest.mark.integration
+def test_the_market_wide_view_joins_by_session_for_every_ticker(settings: Settings) -> None:
+    """macro_daily has no entity: a ticker the per-ticker tables never saw still gets each session's
+    macro values, point in time; a macro column the views do not declare is named."""
+    write_features_daily(settings)
+    apply(settings)
+    macro_idx = [catalog.FEATURE_NAMES.index(f) for f in catalog.MACRO_FEATURE_NAMES]
+    entity_df = pd.DataFrame({"ticker": ["NEWCO", "AAPL"], "row_id": [0, 1], "event_timestamp": pd.to_datetime(
+        [close_utc(SESSIONS[1]), close_utc(SESSIONS[3]) - timedelta(seconds=1)], utc=True)})
+    result = historical_features(settings, entity_df).sort_values("row_id").reset_index(drop=True)
+    assert list(result.loc[0, list(catalog.MACRO_FEATURE_NAMES)]) == [feature_value(1, 0, k) for k in macro_idx]
+    assert result.loc[0, list(VIEW_FEATURES[FEATURES_VIEW])].isna().all()  # no per-ticker row for NEWCO
+    assert list(result.loc[1, list(catalog.MACRO_FEATURE_NAMES)]) == [feature_value(2, 0, k) for k in macro_idx]
+
+    start, end = session_interval(SESSIONS[4])
+    materialize_interval(settings, start, end, list(DAILY_FEATURE_VIEWS))
+    online = online_features(settings, ["NEWCO", "MSFT"], list(catalog.MACRO_FEATURE_NAMES))
+    for row in range(2):
+        assert list(online.loc[row, list(catalog.MACRO_FEATURE_NAMES)]) == [feature_value(4, 0, k) for k in macro_idx]
+
+    extra = pa.table({"date": [SESSIONS[0]], "event_ts": [close_utc(SESSIONS[0])],
+                      "year": pa.array([2024], pa.int32()), "MACRO_UNRATE": [4.1]})
+    write_deltalake(settings.table_path(MACRO_TABLE), extra, mode="append", schema_mode="merge")
+    with pytest.raises(FeatureSchemaMismatch, match="column 'MACRO_UNRATE' of gold.macro_daily is not in feature view macro_daily"):
+        check_feature_schemas(settings)

@@ -26,7 +26,14 @@ from test_feast import (
 )
 
 from tickerlake import catalog
-from tickerlake.feast_store import FEATURES_TABLE, FEATURES_VIEW, load_definitions, materialize_store
+from tickerlake.feast_store import (
+    DAILY_FEATURE_VIEWS,
+    FEATURES_TABLE,
+    MACRO_TABLE,
+    feature_refs,
+    load_definitions,
+    materialize_store,
+)
 from tickerlake.procs import free_port, wait_until
 from tickerlake.settings import PROJECT_ROOT, Settings, load_settings
 
@@ -110,20 +117,21 @@ def redis_store(s: Settings, server: Redis, store_type: str):
 
 
 def restate(s: Settings, session_idx: int, delta: float) -> pd.DataFrame:
-    """Correct every feature of one session in place (same event time), as a backfill does."""
-    path = s.table_path(FEATURES_TABLE)
-    frame = DeltaTable(path).to_pandas()
-    rows = frame["date"] == SESSIONS[session_idx]
-    frame.loc[rows, list(catalog.FEATURE_NAMES)] += delta
-    write_deltalake(path, frame, partition_by=["year"], mode="overwrite")
+    """Correct every feature of one session in place (same event time), as a backfill does: the
+    per-ticker and the market-wide tables."""
+    for table, names in ((FEATURES_TABLE, catalog.FEATURE_NAMES), (MACRO_TABLE, catalog.MACRO_FEATURE_NAMES)):
+        path = s.table_path(table)
+        frame = DeltaTable(path).to_pandas()
+        rows = frame["date"] == SESSIONS[session_idx]
+        frame.loc[rows, list(names)] += delta
+        write_deltalake(path, frame, partition_by=["year"], mode="overwrite")
     corrected = expected_features(session_idx)
     corrected[list(catalog.FEATURE_NAMES)] += delta
     return corrected
 
 
 def served(store) -> pd.DataFrame:
-    refs = [f"{FEATURES_VIEW}:{name}" for name in catalog.FEATURE_NAMES]
-    response = store.get_online_features(features=refs, entity_rows=[{"ticker": t} for t in TICKERS])
+    response = store.get_online_features(features=feature_refs(catalog.FEATURE_NAMES), entity_rows=[{"ticker": t} for t in TICKERS])
     return response.to_df()[["ticker", *catalog.FEATURE_NAMES]]
 
 
@@ -143,26 +151,26 @@ def test_a_restated_session_reaches_redis_and_an_older_interval_never_overwrites
     ours, stock = redis_store(settings, redis_server, REDIS_STORE_TYPE), redis_store(settings, redis_server, "redis")
     start, end = session_interval(SESSIONS[2])
     for store in (ours, stock):
-        materialize_store(store, start, end, [FEATURES_VIEW])
+        materialize_store(store, start, end, list(DAILY_FEATURE_VIEWS))
         pd.testing.assert_frame_equal(served(store), expected_features(2), check_dtype=False)
 
     corrected = restate(settings, 2, delta=0.5)
     for store in (ours, stock):
-        materialize_store(store, start, end, [FEATURES_VIEW])
+        materialize_store(store, start, end, list(DAILY_FEATURE_VIEWS))
     pd.testing.assert_frame_equal(served(ours), corrected, check_dtype=False)
     # Why the store exists: Feast's own Redis store skips the correction (same event time).
     pd.testing.assert_frame_equal(served(stock), expected_features(2), check_dtype=False)
 
     # Backfilling an older session leaves the newer values; the same interval again changes nothing.
     older_start, older_end = session_interval(SESSIONS[1])
-    materialize_store(ours, older_start, older_end, [FEATURES_VIEW])
+    materialize_store(ours, older_start, older_end, list(DAILY_FEATURE_VIEWS))
     pd.testing.assert_frame_equal(served(ours), corrected, check_dtype=False)
-    materialize_store(ours, start, end, [FEATURES_VIEW])
+    materialize_store(ours, start, end, list(DAILY_FEATURE_VIEWS))
     pd.testing.assert_frame_equal(served(ours), corrected, check_dtype=False)
 
     # A newer session replaces it.
     newer_start, newer_end = session_interval(SESSIONS[3])
-    materialize_store(ours, newer_start, newer_end, [FEATURES_VIEW])
+    materialize_store(ours, newer_start, newer_end, list(DAILY_FEATURE_VIEWS))
     pd.testing.assert_frame_equal(served(ours), expected_features(3), check_dtype=False)
 
 

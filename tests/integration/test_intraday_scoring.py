@@ -44,7 +44,7 @@ def test_the_sessions_latest_bars_are_scored_by_the_champion(make_settings, tmp_
     apply(settings)  # setup's feast apply: training reads its set through the feature service
     decision = train_and_promote(settings, ASOF)
     assert decision["decision"] == "promoted", decision
-    materialize(settings, ASOF, ASOF, ["daily_features"])
+    materialize(settings, ASOF, ASOF)
 
     bars = synthetic_bars(settings, SESSION, SESSION)
     first_hour = bars[bars["ts"] < pd.Timestamp("2025-12-31T15:30:00Z")]  # 09:30-10:25 New York: 12 bars

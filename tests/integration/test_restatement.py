@@ -78,7 +78,7 @@ def lakes(make_settings, tmp_path_factory):
             land_bars(daily, "csv", day, day, f"daily-{day}", TS, path=folder)
             seen[day] = {"validation": validate_interval(daily, day, day, f"daily-{day}", data_docs=False),
                          "features": run(spark, daily, day, day)}
-            seen[day]["materialize"] = materialize(daily, day, day, ["daily_features"])
+            seen[day]["materialize"] = materialize(daily, day, day)
             seen[day]["silver"] = rows(daily, "silver.bars_daily")
             seen[day]["online"] = online_features(daily, [TICKER], list(FEATURE_NAMES))
 

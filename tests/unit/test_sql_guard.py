@@ -30,8 +30,9 @@ DESIGN_TABLES = {
     "ops": ["validation_runs", "model_decisions", "pipeline_runs"],
 }
 # Tables the project writes beyond DESIGN.md's list: the quarantines of the feature and prediction
-# suites, and the reason rows of tickers a prediction run skipped.
-PROJECT_TABLES = {"quarantine": ["features_daily", "predictions_daily"], "gold": ["predictions_skipped"]}
+# suites, the reason rows of tickers a prediction run skipped, and the market-wide macro features
+# (one row per session, Feast's macro view).
+PROJECT_TABLES = {"quarantine": ["features_daily", "predictions_daily"], "gold": ["predictions_skipped", "macro_daily"]}
 ALL_TABLES = {layer: DESIGN_TABLES[layer] + PROJECT_TABLES.get(layer, []) for layer in DESIGN_TABLES}
 
 

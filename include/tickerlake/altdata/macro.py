@@ -707,3 +707,62 @@ def build_macro_asof(
     log.info("macro as-of [%s, %s]: %s", start, end, result)
     return result
 
+
+
+# --- gold.macro_daily: the market-wide macro features, one row per session ---------------------
+MACRO_DAILY = "gold.macro_daily"
+
+
+def macro_daily_schema() -> pa.Schema:
+    from tickerlake.catalog import MACRO_FEATURE_NAMES
+
+    return pa.schema([("date", pa.date32()), ("event_ts", pa.timestamp("us", tz="UTC")),
+                      *((name, pa.float64()) for name in MACRO_FEATURE_NAMES), ("year", pa.int32())])
+
+
+def macro_daily_frame(asof: pd.DataFrame, sessions: Sequence[dt.date]) -> pd.DataFrame:
+    """One row per session: each MACRO_<series> as silver.macro_asof (series_id, date, value) knows
+    it at that session (what the feature job joins to every ticker's row), null where it has none.
+    `event_ts` is the session's close in UTC, Feast's event time of a daily row."""
+    from tickerlake.calendar import session_close_utc
+    from tickerlake.catalog import MACRO_SERIES
+
+    wide = (asof[asof["series_id"].isin(MACRO_SERIES)]
+            .pivot(index="date", columns="series_id", values="value")
+            .reindex(index=list(sessions), columns=list(MACRO_SERIES)))
+    out = pd.DataFrame({"date": list(sessions),
+                        "event_ts": pd.to_datetime([session_close_utc(d) for d in sessions], utc=True)})
+    for series in MACRO_SERIES:
+        out[f"MACRO_{series}"] = wide[series].astype("float64").to_numpy()
+    out["year"] = [d.year for d in sessions]
+    return out
+
+
+def write_macro_daily(settings: Settings, start: dt.date, end: dt.date) -> int:
+    """Replace sessions [start, end] of gold.macro_daily from silver.macro_asof (all null without
+    it), so Feast's market-wide view always has its table. Returns the sessions written."""
+    sessions = sessions_between(start, end)
+    table, _ = read_where(settings, ASOF, filters=[("date", ">=", start), ("date", "<=", end)],
+                          columns=["series_id", "date", "value"])
+    asof = table.to_pandas() if table is not None else pd.DataFrame(columns=["series_id", "date", "value"])
+    frame = macro_daily_frame(asof, sessions)
+    replace_where(settings, MACRO_DAILY, pa.Table.from_pandas(frame, schema=macro_daily_schema(), preserve_index=False),
+                  date_range_predicate("date", start, end), ("year",))
+    return len(frame)
+
+
+def ensure_macro_daily(settings: Settings) -> int:
+    """Setup's upgrade step for a lake from before gold.macro_daily: write it over the span of
+    gold.features_daily when that exists and gold.macro_daily does not. Returns the sessions written."""
+    from deltalake import DeltaTable
+
+    features = settings.table_path("gold.features_daily")
+    if DeltaTable.is_deltatable(settings.table_path(MACRO_DAILY)) or not DeltaTable.is_deltatable(features):
+        return 0
+    dates = DeltaTable(features).to_pyarrow_dataset().to_table(columns=["date"]).column("date")
+    if len(dates) == 0:
+        return 0
+    import pyarrow.compute as pc
+
+    span = pc.min_max(dates).as_py()
+    return write_macro_daily(settings, span["min"], span["max"])
