@@ -90,7 +90,8 @@ def tickerlake_daily():
         application_args=["--start", SESSION, "--end", SESSION, "--mode", "incremental"],
         env_vars=spark_env(SETTINGS),
         name="tickerlake-features",
-        outlets=[table_asset("silver.bars_daily"), table_asset("gold.features_daily"), table_asset("gold.labels_daily")],
+        outlets=[table_asset("silver.bars_daily"), table_asset("gold.features_daily"), table_asset("gold.macro_daily"),
+                 table_asset("gold.labels_daily")],
     )
 
     @task(outlets=[table_asset("quarantine.features_daily")])

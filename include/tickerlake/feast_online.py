@@ -227,8 +227,7 @@ class TickerlakeSqliteOnlineStore(OnlineStore):
     def _rows(self, config: RepoConfig, table: FeatureView, entity_keys: list[EntityKeyProto],
               columns: str) -> tuple[list[bytes], dict[bytes, tuple]]:
         """The entity keys as stored, in order, and `columns` of the rows found for them."""
-        version = config.entity_key_serialization_version
-        keys = [serialize_entity_key(k, version) for k in entity_keys]
+        keys = stored_keys(config, entity_keys)
         return keys, _select(self._get_conn(config), table_name(config, table), columns, keys)
 
     # --- Feast's interface ----------------------------------------------------------------
@@ -328,11 +327,11 @@ class TickerlakeSqliteOnlineStore(OnlineStore):
                               full_feature_names: bool, include_feature_view_version_metadata: bool) -> None:
         from feast import utils
 
-        # Views keyed by the same join keys (daily_features and alternative_daily: ticker) share the
-        # request's unique entities and their serialized keys: computed once per call, not per view.
-        entities: dict[tuple[str, ...], tuple] = {}
+        # Views with the same entities and join-key mapping (daily_features and alternative_daily)
+        # share the request's unique entities and their serialized keys: once per call, not per view.
+        entities: dict[tuple, tuple] = {}
         for table, requested in grouped_refs:
-            join_keys = tuple(sorted(c.name for c in table.entity_columns))
+            join_keys = (tuple(table.entities), tuple(sorted(table.projection.join_key_map.items())))
             if join_keys not in entities:
                 entity_values, indexes, output_len = utils._get_unique_entities(
                     table, join_key_values, entity_name_to_join_key_map)

@@ -8,7 +8,7 @@ rule: a write with the same event time replaces the stored values; an older one 
 so backfilling an old interval never overwrites newer values. Reads are Feast's own.
 
 Selected in feature_store.scale.yaml as `type: tickerlake.feast_redis.TickerlakeRedisOnlineStore`
-with every option of Feast's `redis` type.
+with the options of Feast's `redis` type, except `skip_dedup`, which it ignores: its rule always applies.
 """
 
 from __future__ import annotations

@@ -343,7 +343,8 @@ def materialize_interval(
 
     Per entity the latest row of the interval wins; the online store keeps the last interval written.
     On Tickerlake's online store (the embedded default) all-float views take the batched path
-    (materialize_floats); other views, and other stores (Redis at scale), Feast's materialize, whose
+    (materialize_floats); a view without entity (macro_daily), on any store, materialize_market_wide;
+    other views, and other stores (Redis at scale), Feast's materialize, whose
     interval is closed at both ends: one microsecond (the resolution of event_ts) is taken off `end`
     so that consecutive data intervals never load a row twice.
     """
@@ -386,6 +387,19 @@ def market_wide(view: Any) -> bool:
     return [c.name for c in view.entity_columns] in ([], [DUMMY_ENTITY_ID])
 
 
+def _interval(view: Any, start: datetime, end: datetime) -> tuple[Any, Any]:
+    """The view's Delta source as a pyarrow dataset (read through the Delta log: the current version's
+    files only) and the filter start <= event time < end."""
+    import pyarrow as pa
+    import pyarrow.dataset as ds
+    from deltalake import DeltaTable
+
+    ts = view.batch_source.timestamp_field
+    dataset = DeltaTable(view.batch_source.path).to_pyarrow_dataset()
+    ts_type = dataset.schema.field(ts).type
+    return dataset, (ds.field(ts) >= pa.scalar(start, ts_type)) & (ds.field(ts) < pa.scalar(end, ts_type))
+
+
 def materialize_market_wide(store: FeatureStore, view: Any, start: datetime, end: datetime) -> int:
     """Load a view without entity: its latest row with start <= event time < end, on any online store.
 
@@ -393,18 +407,13 @@ def materialize_market_wide(store: FeatureStore, view: Any, start: datetime, end
     `write_to_online_store` writes the row under an empty key. So the row is read with delta-rs and
     written through the provider under the dummy entity key that get_online_features looks up.
     Returns the rows written (0 or 1)."""
-    import pyarrow as pa
-    import pyarrow.dataset as ds
-    from deltalake import DeltaTable
     from feast.feature_view import DUMMY_ENTITY_ID, DUMMY_ENTITY_VAL
     from feast.protos.feast.types.EntityKey_pb2 import EntityKey as EntityKeyProto
     from feast.protos.feast.types.Value_pb2 import Value as ValueProto
     from feast.type_map import python_values_to_proto_values
 
     ts = view.batch_source.timestamp_field
-    dataset = DeltaTable(view.batch_source.path).to_pyarrow_dataset()
-    ts_type = dataset.schema.field(ts).type
-    window = (ds.field(ts) >= pa.scalar(start, ts_type)) & (ds.field(ts) < pa.scalar(end, ts_type))
+    dataset, window = _interval(view, start, end)
     rows = dataset.to_table(columns=[ts, *(f.name for f in view.features)], filter=window)
     if rows.num_rows == 0:
         return 0
@@ -441,7 +450,6 @@ def materialize_floats(store: FeatureStore, views: Sequence[Any], start: datetim
 
     import pyarrow as pa
     import pyarrow.dataset as ds
-    from deltalake import DeltaTable
     from feast.protos.feast.types.EntityKey_pb2 import EntityKey as EntityKeyProto
     from feast.protos.feast.types.Value_pb2 import Value as ValueProto
 
@@ -454,9 +462,8 @@ def materialize_floats(store: FeatureStore, views: Sequence[Any], start: datetim
            != (first.batch_source.path, ts, key) for v in views):
         raise ValueError(f"views {[v.name for v in views]} do not read one table by one entity and time")
     names = list(dict.fromkeys(f.name for v in views for f in v.features))
-    dataset = DeltaTable(first.batch_source.path).to_pyarrow_dataset()
+    dataset, window = _interval(first, start, end)
     ts_type = dataset.schema.field(ts).type
-    window = (ds.field(ts) >= pa.scalar(start, ts_type)) & (ds.field(ts) < pa.scalar(end, ts_type))
     times = dataset.to_table(columns=[key, ts], filter=window)
     if times.num_rows == 0:
         return 0
@@ -548,7 +555,8 @@ def online_features(
 
     `features` are bare names (a catalog feature or a prediction field) or `view:feature`
     references; by default every daily feature and the prediction. Tickers are canonical
-    (upper case, `BRK.B`); unknown tickers get nulls.
+    (upper case, `BRK.B`); unknown tickers get nulls, except the market-wide macro features,
+    which are the same for every ticker.
     """
     import pandas as pd
 

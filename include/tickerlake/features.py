@@ -477,14 +477,17 @@ def _replace(frame: DataFrame, uri: str, start: dt.date, end: dt.date) -> None:
     ))
 
 
-def _optional(spark: SparkSession, settings: Settings, name: str) -> DataFrame | None:
-    """A whole table when it exists (a source's coverage is its whole span: the same in a daily
-    run and a backfill), else None."""
+def _optional(spark: SparkSession, settings: Settings, name: str, version: int | None = None) -> DataFrame | None:
+    """A whole table (at `version` when given) when it exists (a source's coverage is its whole span:
+    the same in a daily run and a backfill), else None."""
     from tickerlake.lake import table_exists
 
     if not table_exists(settings, name):
         return None
-    return spark.read.format("delta").load(settings.table_uri(name))
+    reader = spark.read.format("delta")
+    if version is not None:
+        reader = reader.option("versionAsOf", version)
+    return reader.load(settings.table_uri(name))
 
 
 def run(spark: SparkSession, settings: Settings, start: dt.date, end: dt.date) -> dict:
@@ -496,8 +499,10 @@ def run(spark: SparkSession, settings: Settings, start: dt.date, end: dt.date) -
     """
     from pyspark.sql import functions as F
 
+    from tickerlake.altdata.macro import ASOF as MACRO_ASOF
     from tickerlake.altdata.macro import write_macro_daily
     from tickerlake.ingest import restated_since
+    from tickerlake.lake import table_exists, table_version
 
     sessions = sessions_between(start, end)
     if not sessions:
@@ -532,14 +537,16 @@ def run(spark: SparkSession, settings: Settings, start: dt.date, end: dt.date) -
     lookback_start = sessions_back(start, LOOKBACK_SESSIONS - 1)
     history = adjusted(interval(settings.table_uri("silver.bars_daily"), lookback_start, until))
     sentiment = _optional(spark, settings, "silver.sentiment_daily")
-    macro = _optional(spark, settings, "silver.macro_asof")
+    # one snapshot of the macro panel for the features and gold.macro_daily alike
+    macro_version = table_version(settings, MACRO_ASOF) if table_exists(settings, MACRO_ASOF) else None
+    macro = _optional(spark, settings, MACRO_ASOF, macro_version)
     if macro is not None:
         macro = macro.where(F.col("date").between(F.lit(start), F.lit(until)))
     features = compute_features(history, sentiment, macro).where(F.col("date").between(F.lit(start), F.lit(until)))
     features = with_event_ts(spark, features, start, until)
     _replace(features, settings.table_uri("gold.features_daily"), start, until)
     # The market-wide view's table, from the same silver.macro_asof rows the features joined.
-    write_macro_daily(settings, start, until)
+    write_macro_daily(settings, start, until, asof_version=macro_version)
 
     label_start = sessions_back(start, LABEL_LOOKBACK)
     labels = compute_labels(adjusted(interval(settings.table_uri("silver.bars_daily"), label_start, until)))

@@ -1,7 +1,7 @@
 """Delta table maintenance: compaction and VACUUM that never remove a version a model was trained on.
 
 Each registered model version names the Delta versions it was trained on (tags
-`features_delta_version`, `labels_delta_version`, set by `tickerlake.training.train`; rule 6 of
+`features_delta_version`, `macro_delta_version`, `labels_delta_version`, set by `tickerlake.training.train`; rule 6 of
 the design). Maintenance keeps every such version readable by time travel, in Spark, delta-rs
 and DuckDB:
 
@@ -49,6 +49,7 @@ log = logging.getLogger(__name__)
 # Model version tag -> the table whose Delta version it names (see tickerlake.training.train).
 LINEAGE_TAGS: dict[str, str] = {
     "features_delta_version": "gold.features_daily",
+    "macro_delta_version": "gold.macro_daily",
     "labels_delta_version": "gold.labels_daily",
 }
 MAINTAINED_LAYERS: tuple[str, ...] = ("silver", "gold")

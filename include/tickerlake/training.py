@@ -59,6 +59,9 @@ def load_training_data(settings: Settings, asof: dt.date) -> TrainingData:
     from tickerlake.calendar import session_close_utc
     from tickerlake.feast_store import ENTITY_TIMESTAMP, FEATURES_TABLE, MACRO_TABLE, historical_features
 
+    if not lake.table_exists(settings, MACRO_TABLE):
+        raise RuntimeError(f"{MACRO_TABLE} does not exist: run `tickerlake setup`, which writes it for the "
+                           "sessions of gold.features_daily")
     fv = lake.table_version(settings, FEATURES_TABLE)
     mv = lake.table_version(settings, MACRO_TABLE)
     lv = lake.table_version(settings, "gold.labels_daily")
@@ -70,6 +73,13 @@ def load_training_data(settings: Settings, asof: dt.date) -> TrainingData:
     if labels.empty:
         raise RuntimeError(f"no complete labels on or before {asof}: run the backfill first")
     labels["date"] = pd.to_datetime(labels["date"]).dt.date
+    # The market-wide view joins by session: a session it lacks would train on null macro values
+    # that scoring (which reads them from gold.features_daily) never sees.
+    covered = set(pd.to_datetime(lake.read_table(settings, MACRO_TABLE, version=mv, columns=["date"])["date"]).dt.date)
+    uncovered = sorted(set(labels["date"]) - covered)
+    if uncovered:
+        raise RuntimeError(f"{MACRO_TABLE} lacks {len(uncovered)} session(s) of the training set ({uncovered[0]} .. "
+                           f"{uncovered[-1]}): run `tickerlake setup`, which fills them from silver.macro_asof")
     closes = {d: session_close_utc(d) for d in labels["date"].unique()}
     entity = labels.assign(**{ENTITY_TIMESTAMP: pd.to_datetime(labels["date"].map(closes), utc=True)})
     joined = historical_features(settings, entity)
@@ -115,14 +125,15 @@ def train(settings: Settings, asof: dt.date, data: TrainingData | None = None) -
         "oos_start": str(min(oos["date"])),
         "oos_end": str(max(oos["date"])),
         "features_delta_version": str(data.features_version),
-        "macro_delta_version": str(data.macro_version),
         "labels_delta_version": str(data.labels_version),
-        "feature_list_hash": feature_list_hash(features),  # the same hash as the Feast view's tag
+        "feature_list_hash": feature_list_hash(features),  # the same hash as the feature service's tag
         "feature_service": settings.model_name,
         "config_hash": cfg.config_hash(features),
         "label": cfg.label,
         "git_commit": _git_commit(),
     }
+    if data.macro_version is not None:  # read through Feast (load_training_data): maintenance keeps it
+        tags["macro_delta_version"] = str(data.macro_version)
     version_tags = {
         **tags, **{k: repr(v) for k, v in calib.items()},
         "config_json": wf.config_json(cfg),

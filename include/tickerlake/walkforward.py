@@ -271,7 +271,8 @@ def evaluate(settings, start: dt.date, end: dt.date, out_path: str | Path,
     oos = walk_forward(frame, cfg)
     figures = score_oos(oos, cfg)
     figures.update({"start": str(start), "end": str(end), "config_hash": cfg.config_hash(),
-                    "features_delta_version": data.features_version, "labels_delta_version": data.labels_version,
+                    "features_delta_version": data.features_version, "macro_delta_version": data.macro_version,
+                    "labels_delta_version": data.labels_version,
                     "folds": int(oos["fold"].nunique())})
     write_oos(settings, oos, f"evaluate:{cfg.config_hash()}:{start}:{end}", cfg)
     path = Path(out_path)

@@ -57,7 +57,8 @@ def test_champion_registered_and_decision_recorded(daily_run):
     settings, _ = daily_run
     champion = champion_version(settings)
     assert champion is not None
-    for tag in ("features_delta_version", "labels_delta_version", "train_start", "train_end", "feature_list_hash"):
+    for tag in ("features_delta_version", "macro_delta_version", "labels_delta_version", "train_start", "train_end",
+                "feature_list_hash"):
         assert tag in champion.tags, tag
     decisions = lake.read_table(settings, "ops.model_decisions")
     assert (decisions["candidate_version"] == str(champion.version)).any()

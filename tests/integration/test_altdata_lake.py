@@ -254,6 +254,17 @@ def test_macro_daily_is_one_row_per_session_from_the_asof_panel(settings: Settin
     macro.write_macro_daily(settings, start, end)  # a rerun replaces its sessions: the same table
     pd.testing.assert_frame_equal(daily, table(settings, "gold.macro_daily", ["date"]))
 
+    # Upgrade: a lake whose gold.macro_daily lacks sessions gold.features_daily has (its daily run wrote
+    # only its own session first) gets them from setup's step, and then nothing more to do.
+    wider = sessions_between(D(2025, 11, 20), D(2025, 12, 10))
+    lake.replace_interval(settings, "gold.features_daily", pd.DataFrame(
+        {"ticker": "AAPL", "date": wider, "year": np.int32(2025)}), wider[0], wider[-1])
+    assert macro.ensure_macro_daily(settings) == len(sessions_between(wider[0], wider[-1]))
+    upgraded = table(settings, "gold.macro_daily", ["date"])
+    assert upgraded["date"].tolist() == wider
+    pd.testing.assert_frame_equal(upgraded[upgraded["date"].between(start, end)].reset_index(drop=True), daily)
+    assert macro.ensure_macro_daily(settings) == 0
+
 
 def test_build_macro_asof_refuses_a_series_without_lag(settings: Settings, tmp_path: Path):
     drop = tmp_path / "fred"

@@ -76,20 +76,20 @@ def expected_features(session_idx: int) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def write_macro_daily(settings: Settings) -> None:
+def write_macro_table(settings: Settings) -> None:
     """gold.macro_daily, one row per session, as the feature job writes it beside gold.features_daily."""
+    from tickerlake.altdata.macro import macro_daily_schema
+
     index = {f: catalog.FEATURE_NAMES.index(f) for f in catalog.MACRO_FEATURE_NAMES}
     rows = [{"date": session, "event_ts": close_utc(session), "year": session.year,
              **{f: feature_value(i, 0, k) for f, k in index.items()}} for i, session in enumerate(SESSIONS)]
-    schema = pa.schema([("date", pa.date32()), ("event_ts", pa.timestamp("us", tz="UTC")), ("year", pa.int32()),
-                        *((f, pa.float64()) for f in catalog.MACRO_FEATURE_NAMES)])
-    write_deltalake(settings.table_path(MACRO_TABLE), pa.Table.from_pylist(rows, schema=schema),
+    write_deltalake(settings.table_path(MACRO_TABLE), pa.Table.from_pylist(rows, schema=macro_daily_schema()),
                     partition_by=["year"], mode="overwrite")
 
 
 def write_features_daily(settings: Settings) -> None:
     """gold.features_daily and gold.macro_daily over SESSIONS."""
-    write_macro_daily(settings)
+    write_macro_table(settings)
     rows = []
     for i, session in enumerate(SESSIONS):
         for j, ticker in enumerate(TICKERS):

@@ -150,3 +150,13 @@ def test_alternative_features_match_the_duckdb_reference_and_are_null_outside_co
     t = DAYS.index(first["date"]) + 1
     assert aaa.loc[t, "SENT"] == pytest.approx(first["sentiment"]) and aaa.loc[t, "MSGCNT"] == first["message_count"]
     assert aaa.loc[[1, 2, 3, 26], "MACRO_VIXCLS"].isna().all() and aaa.loc[4:25, "MACRO_VIXCLS"].notna().all()
+
+    # gold.macro_daily (Feast's market-wide view) holds, per session, the values the job joined to every
+    # ticker's row: its pure pivot of the same panel equals the Spark features row by row.
+    from tickerlake.altdata.macro import macro_daily_frame
+
+    macro_names = [f"MACRO_{s}" for s in MACRO_SERIES]
+    daily = macro_daily_frame(macro, DAYS).set_index("date")
+    np.testing.assert_array_equal(daily.loc[list(got["date"]), macro_names].to_numpy(dtype=float),
+                                  got[macro_names].to_numpy(dtype=float))
+    assert daily[macro_names].notna().to_numpy().sum() == len(MACRO_SERIES) * 22

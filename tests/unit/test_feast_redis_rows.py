@@ -38,4 +38,7 @@ def test_within_a_batch_the_latest_event_time_wins_and_the_last_row_breaks_a_tie
 
 def test_a_naive_event_time_is_utc() -> None:
     naive = T0.replace(tzinfo=None)
+    # equal to what Redis holds when read as UTC: replaced (at any other offset it would be older or newer)
     assert rows_to_write([(b"k", row("a", naive))], {b"k": held(T0)})[b"k"][1]["tag"] == "a"
+    # read as UTC, it is a microsecond older than what Redis holds: skipped
+    assert rows_to_write([(b"k", row("a", naive))], {b"k": held(T0 + dt.timedelta(microseconds=1))}) == {}

@@ -708,7 +708,6 @@ def build_macro_asof(
     return result
 
 
-
 # --- gold.macro_daily: the market-wide macro features, one row per session ---------------------
 MACRO_DAILY = "gold.macro_daily"
 
@@ -738,31 +737,39 @@ def macro_daily_frame(asof: pd.DataFrame, sessions: Sequence[dt.date]) -> pd.Dat
     return out
 
 
-def write_macro_daily(settings: Settings, start: dt.date, end: dt.date) -> int:
-    """Replace sessions [start, end] of gold.macro_daily from silver.macro_asof (all null without
-    it), so Feast's market-wide view always has its table. Returns the sessions written."""
+def write_macro_daily(settings: Settings, start: dt.date, end: dt.date, asof_version: int | None = None) -> int:
+    """Replace sessions [start, end] of gold.macro_daily from silver.macro_asof (at `asof_version`, the
+    snapshot the feature job read, when given; all null without the table), so Feast's market-wide
+    view always has its table. Returns the sessions written."""
+    from tickerlake.lake import read_table, retry_on_conflict, table_exists
+
     sessions = sessions_between(start, end)
-    table, _ = read_where(settings, ASOF, filters=[("date", ">=", start), ("date", "<=", end)],
-                          columns=["series_id", "date", "value"])
-    asof = table.to_pandas() if table is not None else pd.DataFrame(columns=["series_id", "date", "value"])
-    frame = macro_daily_frame(asof, sessions)
-    replace_where(settings, MACRO_DAILY, pa.Table.from_pandas(frame, schema=macro_daily_schema(), preserve_index=False),
-                  date_range_predicate("date", start, end), ("year",))
-    return len(frame)
+    columns = ["series_id", "date", "value"]
+    asof = (read_table(settings, ASOF, version=asof_version, filters=[("date", ">=", start), ("date", "<=", end)],
+                       columns=columns)
+            if table_exists(settings, ASOF) else pd.DataFrame(columns=columns))
+    table = pa.Table.from_pandas(macro_daily_frame(asof, sessions), schema=macro_daily_schema(), preserve_index=False)
+    retry_on_conflict(lambda: replace_where(settings, MACRO_DAILY, table, date_range_predicate("date", start, end),
+                                            ("year",)))
+    return len(sessions)
 
 
 def ensure_macro_daily(settings: Settings) -> int:
-    """Setup's upgrade step for a lake from before gold.macro_daily: write it over the span of
-    gold.features_daily when that exists and gold.macro_daily does not. Returns the sessions written."""
-    from deltalake import DeltaTable
-
-    features = settings.table_path("gold.features_daily")
-    if DeltaTable.is_deltatable(settings.table_path(MACRO_DAILY)) or not DeltaTable.is_deltatable(features):
-        return 0
-    dates = DeltaTable(features).to_pyarrow_dataset().to_table(columns=["date"]).column("date")
-    if len(dates) == 0:
-        return 0
+    """Setup's upgrade step for a lake from before gold.macro_daily (or one whose daily run wrote it
+    for its own session first): write the sessions of gold.features_daily that gold.macro_daily lacks,
+    from the first to the last of them. Returns the sessions written."""
     import pyarrow.compute as pc
 
-    span = pc.min_max(dates).as_py()
-    return write_macro_daily(settings, span["min"], span["max"])
+    from tickerlake.lake import read_table, table_exists
+
+    if not table_exists(settings, "gold.features_daily"):
+        return 0
+    dates, _ = read_where(settings, "gold.features_daily", columns=["date"])
+    feature_days = set(pc.unique(dates.column("date")).to_pylist())
+    have = (set(read_table(settings, MACRO_DAILY, columns=["date"])["date"])
+            if table_exists(settings, MACRO_DAILY) else set())
+    missing = sorted(feature_days - have)
+    if not missing:
+        return 0
+    return write_macro_daily(settings, missing[0], missing[-1])
+
