@@ -494,7 +494,7 @@ def _judge(settings, bronze_version, lo, hi, first_ix, last_ix, rejudge_lo, para
     from tickerlake.validation import aggregate_results
 
     received, run_time, landing = _received_by_date(settings, lo, hi)
-    chunks = _row_chunks(lo, hi, received, settings.validation_chunk_rows)
+    chunks = _row_chunks(lo, hi, received, settings.validation_chunk_rows, _workers(settings))
     job = {
         "settings": settings, "dataset": _bronze_dataset(settings, bronze_version), "chunks": chunks,
         "chunk_rows": settings.validation_chunk_rows,
@@ -569,8 +569,8 @@ def _judge(settings, bronze_version, lo, hi, first_ix, last_ix, rejudge_lo, para
 
 
 def _workers(settings) -> int:
-    """Worker processes for a multi-piece validation (setting `validation_workers`, default 1: on this
-    2-vCPU machine two processes ran slower than one, the vCPUs do not scale for this work)."""
+    """Worker processes for a multi-piece validation (setting `validation_workers`, default: the
+    machine's cores, at most 4; each holds one piece in memory)."""
     return max(1, int(settings.validation_workers))
 
 
@@ -806,25 +806,36 @@ def _received_by_date(settings, lo: dt.date, hi: dt.date) -> tuple[dict[dt.date,
     return found, run_time, newest
 
 
+PARALLEL_MIN_ROWS = 200_000  # below this an interval is one piece: a worker's start costs more than it saves
+
+
 def _row_chunks(lo: dt.date, hi: dt.date, received: dict[dt.date, int] | None,
-                max_rows: int | None = None) -> list[tuple[dt.date, dt.date]]:
-    """[lo, hi] cut at sessions into pieces of about `max_rows` rows received (the landing commits
-    say how many per date), so a 20-year backfill is validated a piece at a time in bounded memory
-    and a small one at once. Non-session days go with the session after them."""
+                max_rows: int | None = None, workers: int = 1) -> list[tuple[dt.date, dt.date]]:
+    """[lo, hi] cut at sessions into pieces of at most about `max_rows` rows received (the landing
+    commits say how many per date), so a 20-year backfill is validated a piece at a time in bounded
+    memory and a small one at once. With several workers the piece count is a multiple of them
+    (no worker idles through the last round) and an interval of PARALLEL_MIN_ROWS or more is cut
+    for all of them. Non-session days go with the session after them."""
     from tickerlake.validation import CHUNK_ROWS
 
     limit = max_rows or CHUNK_ROWS  # the setting validation_chunk_rows
     sessions = sessions_between(lo, hi)
     counts = received or {}
     per_session = [max(counts.get(d, 0), 1) for d in sessions]
-    out, a, acc = [], lo, 0
+    total = sum(per_session)
+    pieces = -(-total // limit)
+    if workers > 1 and total >= PARALLEL_MIN_ROWS:
+        pieces = -(-pieces // workers) * workers
+    share = total / max(pieces, 1)
+    out, a, done = [], lo, 0
     for i, day in enumerate(sessions):
-        acc += per_session[i]
+        done += per_session[i]
         last = i == len(sessions) - 1
-        if last or acc + per_session[i + 1] > limit:
+        # piece k ends at the session that brings the rows nearest to k shares of the total
+        if last or done + per_session[i + 1] / 2 > (len(out) + 1) * share:
             b = hi if last else day
             out.append((a, b))
-            a, acc = b + dt.timedelta(days=1), 0
+            a = b + dt.timedelta(days=1)
     return out
 
 

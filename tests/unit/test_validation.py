@@ -15,7 +15,9 @@ import pytest
 from tickerlake.calendar import sessions_between
 from tickerlake.validation import (
     CriticalValidationError,
+    RowRule,
     RuleParams,
+    build_suite,
     check_coverage,
     check_schema,
     daily_bar_rules,
@@ -313,3 +315,49 @@ def test_chunked_validation_equals_one_batch():
     pd.testing.assert_frame_equal(whole.sort_values(key)[key].reset_index(drop=True),
                                   chunked.sort_values(key)[key].reset_index(drop=True))
     assert (whole["rule"] == "unique_ticker_date").sum() == 6
+
+
+def test_context_verdicts_do_not_depend_on_the_frame_order():
+    """Bronze comes date-ordered (context sorts by ticker alone); any other order takes the full
+    (ticker, session) sort: both give the same verdicts and quarantine values."""
+    frames = []
+    for i in range(6):
+        f = series(walk(20, seed=i), ticker=f"T{i}")
+        if i == 1:
+            f.loc[8, ["open", "high", "low", "close"]] *= 100  # an excursion that reverts
+        if i == 2:
+            f.loc[10:, ["open", "high", "low", "close"]] /= 2.0  # an unadjusted 2:1 split
+        if i == 3:
+            f.loc[12, ["open", "high", "low", "close", "volume"]] = f.loc[11, ["open", "high", "low", "close", "volume"]].to_numpy()
+        frames.append(f)
+    by_date = pd.concat(frames, ignore_index=True).sort_values(["date", "ticker"], kind="stable").reset_index(drop=True)
+    shuffled = by_date.sample(frac=1.0, random_state=4).reset_index(drop=True)
+    key = ["ticker", "date", "rule"]
+    a = validate_bars(by_date, "r1").quarantine.sort_values(key).reset_index(drop=True)
+    b = validate_bars(shuffled, "r1").quarantine.sort_values(key).reset_index(drop=True)
+    assert {"jump_reverts", "unadjusted_split", "stale_bar"} <= set(a["rule"])
+    pd.testing.assert_frame_equal(a, b)
+
+
+def test_duplicates_are_found_before_1970_and_keys_of_other_tickers_do_not_collide():
+    old = [dt.date(1965, 3, 1), dt.date(1965, 3, 2), dt.date(1965, 3, 3)]
+    frame = pd.DataFrame({"ticker": ["AAA", "AAA", "BBB", "AAA"], "date": [old[0], old[1], old[1], old[1]],
+                          "open": 10.0, "high": 11.0, "low": 9.0, "close": 10.0, "volume": [1.0, 2.0, 3.0, 4.0]})
+    result = validate_bars(frame, "r1", rules=[r for r in daily_bar_rules() if r.name == "unique_ticker_date"])
+    assert set(zip(result.quarantine["ticker"], result.quarantine["date"], strict=True)) == {
+        ("AAA", old[1])} and len(result.quarantine) == 2
+
+
+def test_great_expectations_does_not_fingerprint_our_batches():
+    """The batch fingerprint (an MD5 over every row) is switched off; this fails loudly if a Great
+    Expectations upgrade moves the switch."""
+    from great_expectations.validator.v1_validator import Validator
+
+    from tickerlake.validation import _Gx
+
+    gx = _Gx.get()
+    frame = pd.DataFrame({"x": np.arange(1000.0)})
+    validator = Validator(batch_definition=gx.batch_definition, batch_parameters={"dataframe": frame})
+    suite = build_suite("fingerprint_check", [RowRule("not_null_x", "reject", "ExpectColumnValuesToNotBeNull", {"column": "x"})])
+    markers = validator.validate_expectation_suite(suite).meta["batch_markers"]
+    assert "ge_load_time" in markers and "pandas_data_fingerprint" not in markers
