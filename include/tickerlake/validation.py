@@ -34,7 +34,11 @@ holding only numeric columns (the ticker and the date as numbers). Every expecta
 with BOOLEAN_ONLY (its condition and count); one that fails runs again with COMPLETE on the same
 loaded batch, and its unexpected index list is what quarantine is built from. Great
 Expectations runs under pandas copy-on-write, so the batch copies its pandas engine makes before
-each metric (dropping missing values) are lazy.
+each metric (dropping missing values) are lazy, and a batch holds only the columns of rules that
+share one (the prices, the volume, each key column), so the copies a missing value forces are
+narrow. The duplicate rule checks one number per (ticker, date) and the flag rules are range
+checks, the cheapest forms of those checks in GE's pandas engine; GE's batch fingerprint (an MD5
+of every row) is switched off.
 """
 
 from __future__ import annotations
@@ -596,8 +600,7 @@ def _run_suite(name: str, rules: list[RowRule], frame: pd.DataFrame, order: np.n
     each chunk one batch of the suite's columns; rule name -> frame index labels that Great
     Expectations reported unexpected."""
     gx = _Gx.get()
-    suite = _suite(name, rules)
-    cols = list(dict.fromkeys(c for r in rules for c in _columns_of(r))) or list(frame.columns)
+    groups = [(_suite(name, group), cols) for group, cols in _column_groups(rules, frame)]
     found: dict[str, list[np.ndarray]] = {r.name: [] for r in rules}
     by_name = {r.name: r for r in rules}
     results = []
@@ -605,19 +608,34 @@ def _run_suite(name: str, rules: list[RowRule], frame: pd.DataFrame, order: np.n
     for lo, hi in _chunks(len(frame), order, frame, chunk_rows or CHUNK_ROWS):
         # copy-on-write while Great Expectations runs: its pandas engine copies the whole batch
         # for each expectation that drops missing values first (dropna, a null filter), even when
-        # nothing is dropped; under copy-on-write those copies are lazy (nothing writes to them),
-        # so one batch holds all the suite's columns
+        # nothing is dropped; under copy-on-write those copies are lazy until a value is missing
         with pd.option_context("mode.copy_on_write", True):
             if hi - lo == len(frame):  # one chunk: the frame as it is, in any order
                 chunk = frame
             else:
                 chunk = frame.iloc[order[lo]:order[lo] + (hi - lo)] if contiguous else frame.iloc[order[lo:hi]]
-            outcome = _validate_batch(gx.batch_definition, chunk[cols], suite, by_name, found)
-        if ge_results is not None:
-            results.append(outcome)
+            for suite, cols in groups:
+                outcome = _validate_batch(gx.batch_definition, chunk[cols], suite, by_name, found)
+                if ge_results is not None:
+                    results.append(outcome)
     if ge_results is not None and results:
         ge_results[name] = _aggregate(results, [r.name for r in rules])
     return {k: (np.unique(np.concatenate(v)) if v else np.zeros(0, dtype=np.int64)) for k, v in found.items()}
+
+
+def _column_groups(rules: list[RowRule], frame: pd.DataFrame) -> list[tuple[list[RowRule], list[str]]]:
+    """The rules split into groups that share no column, each with its columns. Great Expectations'
+    pandas engine copies the whole batch for each expectation that drops missing values first (a
+    real copy once a value is missing), so a batch holds one group's columns, not the suite's."""
+    groups: list[tuple[list[RowRule], set[str]]] = []
+    for rule in rules:
+        cols = set(_columns_of(rule))
+        joined = [g for g in groups if g[1] & cols]
+        merged = ([rule] + [r for g in joined for r in g[0]], cols.union(*(g[1] for g in joined)))
+        groups = [g for g in groups if not (g[1] & cols)] + [merged]
+    order = {r.name: i for i, r in enumerate(rules)}
+    return [(sorted(g, key=lambda r: order[r.name]), [c for c in frame.columns if c in cols] or list(frame.columns))
+            for g, cols in groups]
 
 
 def _validate_batch(batch_definition, batch: pd.DataFrame, suite, by_name: dict[str, RowRule],
