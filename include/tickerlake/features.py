@@ -387,6 +387,21 @@ def _alternative(frame: DataFrame, sentiment: DataFrame | None, macro: DataFrame
     return out
 
 
+_BAR_SELECT: list = []  # [(the SparkContext, the columns)]
+
+
+def _bar_feature_select() -> list[Column]:
+    """The bar features as double columns, built once per SparkContext: building the ~1,500
+    expressions costs about 2.7 s of py4j calls, and an unresolved Column suits any frame, so a
+    process that computes many intervals (a run of daily sessions, the tests) builds them once."""
+    from pyspark import SparkContext
+
+    context = SparkContext._active_spark_context
+    if not _BAR_SELECT or _BAR_SELECT[0][0] is not context:
+        _BAR_SELECT[:] = [(context, [col.cast("double").alias(n) for n, col in bar_feature_columns().items()])]
+    return _BAR_SELECT[0][1]
+
+
 def compute_features(bars: DataFrame, sentiment: DataFrame | None = None, macro: DataFrame | None = None,
                      extra: dict[str, Column] | None = None) -> DataFrame:
     """gold.features_daily rows for every bar of `bars` (ticker, date, open, high, low, close,
@@ -396,13 +411,12 @@ def compute_features(bars: DataFrame, sentiment: DataFrame | None = None, macro:
 
     grid = on_sessions(bars)
     step = _step1(grid, _session_numbers(bars.sparkSession, bars))
-    bar_cols = bar_feature_columns()
     w = _by_date()
     rets = [F.when(F.count("present").over(_rows(d + 1)) == d + 1, F.col("close") / F.lag("close", d).over(w) - 1)
             .alias(f"_ret{d}") for d in (1, 5, 20)]
     extra = extra or {}
     per_ticker = (
-        step.select("ticker", "date", "present", *[col.cast("double").alias(n) for n, col in bar_cols.items()], *rets,
+        step.select("ticker", "date", "present", *_bar_feature_select(), *rets,
                     *[col.alias(n) for n, col in extra.items()])
         .where(F.col("present") == 1)
         .drop("present")
