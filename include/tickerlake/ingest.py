@@ -494,7 +494,9 @@ def _judge(settings, bronze_version, lo, hi, first_ix, last_ix, rejudge_lo, para
     from tickerlake.validation import aggregate_results
 
     received, run_time, landing = _received_by_date(settings, lo, hi)
-    chunks = _row_chunks(lo, hi, received, settings.validation_chunk_rows, _workers(settings))
+    # object storage: delta-rs' own dataset, which a forked worker cannot use, so one process
+    workers = _workers(settings) if "://" not in settings.table_path(BRONZE) else 1
+    chunks = _row_chunks(lo, hi, received, settings.validation_chunk_rows, workers)
     job = {
         "settings": settings, "dataset": _bronze_dataset(settings, bronze_version), "chunks": chunks,
         "chunk_rows": settings.validation_chunk_rows,
@@ -502,7 +504,7 @@ def _judge(settings, bronze_version, lo, hi, first_ix, last_ix, rejudge_lo, para
         "run_id": run_id, "expected_tickers": expected_tickers, "min_coverage": min_coverage, "keep_ge": keep_ge,
         "synthetic_spec": landing.get(f"{META_PREFIX}synthetic"),
     }
-    workers = min(_workers(settings), len(chunks)) if "://" not in settings.table_path(BRONZE) else 1
+    workers = min(workers, len(chunks))
     if workers > 1:
         import multiprocessing
         from concurrent.futures import ProcessPoolExecutor

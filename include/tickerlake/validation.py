@@ -156,8 +156,8 @@ def daily_bar_rules(params: RuleParams | None = None) -> list[RowRule]:
         RowRule("high_ge_close", "reject", "ExpectColumnPairValuesAToBeGreaterThanB", {"column_A": "high", "column_B": "close", **pair}),
         RowRule("open_ge_low", "reject", "ExpectColumnPairValuesAToBeGreaterThanB", {"column_A": "open", "column_B": "low", **pair}),
         RowRule("close_ge_low", "reject", "ExpectColumnPairValuesAToBeGreaterThanB", {"column_A": "close", "column_B": "low", **pair}),
-        # one number per (ticker, date) key: a one-column duplicate check is a third cheaper than
-        # the compound one over two columns, and finds the same rows
+        # one number per (ticker, date) key (see _encode): a one-column duplicate check is a third
+        # cheaper than the compound one over two columns, and finds the same rows
         RowRule("unique_ticker_date", "reject", "ExpectColumnValuesToBeUnique", {"column": "ticker_date_key"}),
         # the flag columns below hold 0, 1 or NaN; a range check of [1, 1] (or [0, 0]) is the set
         # check {1} (or {0}) at a quarter of its cost in Great Expectations' pandas engine
@@ -357,8 +357,13 @@ def _encode(data: pd.DataFrame) -> dict[str, np.ndarray]:
     is_session = np.where(np.isnan(days), np.nan, (in_cal & (sessions[pos_c] == days)).astype(np.float64))
     session_ix = np.where(is_session == 1.0, pos_c, np.nan)
     out = {c: data[c].to_numpy(dtype=np.float64, na_value=np.nan) for c in (*PRICE_COLUMNS, "volume")}
-    # days fit in +-2**20 (pandas dates span 1677-2262), so the key is one-to-one and exact in a float
-    key = ticker_id * 2.0**21 + (days + 2.0**20)
+    # The (ticker, date) key as one exact float, one-to-one for days within +-2**20 of 1970 (years
+    # -901 to 4840). Like the compound-unique rule it stands for, a key with one part missing still
+    # takes part (a missing ticker is -1, a missing day 0 after the offset) and one with both
+    # missing does not (NaN, which the unique rule skips).
+    t_part = np.where(np.isnan(ticker_id), -1.0, ticker_id)
+    d_part = np.where(np.isnan(days), 0.0, days + 2.0**20)
+    key = np.where(np.isnan(ticker_id) & np.isnan(days), np.nan, t_part * 2.0**21 + d_part)
     out.update(ticker_id=ticker_id, date_id=days, is_session=is_session, session_ix=session_ix, ticker_date_key=key)
     return out
 
@@ -383,6 +388,8 @@ def _session_days() -> np.ndarray:
 
 
 RULE_COLUMNS = ("identical_to_prev", "revert_jump_factor", "split_distance", "jump_factor", "in_excursion_cluster")
+# for the quarantine values only
+DETAIL_COLUMNS = ("cluster_size", "split_ratio", "prev_close", "next_close", "ref_close", "prev_day", "ref_day")
 
 
 @dataclass(frozen=True)
@@ -399,11 +406,11 @@ class Context:
     columns: dict[str, np.ndarray]  # sorted order
 
     def take(self, column: str, ids: np.ndarray) -> np.ndarray:
-        if column not in self.columns:
+        if column not in RULE_COLUMNS + DETAIL_COLUMNS:
             raise KeyError(column)
         pos = self.position[np.asarray(ids, dtype=np.int64)]
-        values = self.columns[column]
-        if not len(values):
+        values = self.columns.get(column)
+        if values is None or not len(values):  # no good row: no context anywhere
             return np.full(len(pos), np.nan)
         return np.where(pos >= 0, values[np.maximum(pos, 0)], np.nan)
 
@@ -481,7 +488,6 @@ def _context_columns(enc: dict[str, np.ndarray], good: np.ndarray, p: RuleParams
     return Context(position, {
         "identical_to_prev": identical, "revert_jump_factor": revert, "split_distance": dist,
         "jump_factor": jump, "in_excursion_cluster": cluster,
-        # for the quarantine values only
         "cluster_size": size, "split_ratio": split_ratio,
         "prev_close": np.where(has_prev, prev_c, nan), "next_close": np.where(has_next, next_c, nan),
         "ref_close": np.where(has_ref, ref_c, nan),
@@ -597,8 +603,8 @@ FAILED_PASS = {"result_format": "COMPLETE", "return_unexpected_index_query": Fal
 def _run_suite(name: str, rules: list[RowRule], frame: pd.DataFrame, order: np.ndarray,
                ge_results: dict | None, *, chunk_rows: int | None = None) -> dict[str, np.ndarray]:
     """Validate `frame` in date-ordered chunks of at most `chunk_rows` rows (default CHUNK_ROWS),
-    each chunk one batch of the suite's columns; rule name -> frame index labels that Great
-    Expectations reported unexpected."""
+    each chunk one batch per group of rules that share columns (`_column_groups`); rule name ->
+    frame index labels that Great Expectations reported unexpected."""
     gx = _Gx.get()
     groups = [(_suite(name, group), cols) for group, cols in _column_groups(rules, frame)]
     found: dict[str, list[np.ndarray]] = {r.name: [] for r in rules}
@@ -644,7 +650,7 @@ def _validate_batch(batch_definition, batch: pd.DataFrame, suite, by_name: dict[
     COMPLETE on the same loaded batch; its unexpected index labels are added to `found`."""
     from great_expectations.validator.v1_validator import Validator
 
-    # one Validator per batch: it loads (and fingerprints) the batch once for both passes
+    # one Validator per batch: it loads the batch once for both passes
     validator = Validator(batch_definition=batch_definition, batch_parameters={"dataframe": batch},
                           result_format=FIRST_PASS)
     outcome = validator.validate_expectation_suite(suite)

@@ -339,13 +339,29 @@ def test_context_verdicts_do_not_depend_on_the_frame_order():
     pd.testing.assert_frame_equal(a, b)
 
 
-def test_duplicates_are_found_before_1970_and_keys_of_other_tickers_do_not_collide():
-    old = [dt.date(1965, 3, 1), dt.date(1965, 3, 2), dt.date(1965, 3, 3)]
-    frame = pd.DataFrame({"ticker": ["AAA", "AAA", "BBB", "AAA"], "date": [old[0], old[1], old[1], old[1]],
-                          "open": 10.0, "high": 11.0, "low": 9.0, "close": 10.0, "volume": [1.0, 2.0, 3.0, 4.0]})
-    result = validate_bars(frame, "r1", rules=[r for r in daily_bar_rules() if r.name == "unique_ticker_date"])
-    assert set(zip(result.quarantine["ticker"], result.quarantine["date"], strict=True)) == {
-        ("AAA", old[1])} and len(result.quarantine) == 2
+def test_the_duplicate_rule_finds_what_a_compound_unique_rule_finds():
+    """The one-number key flags what ExpectCompoundColumnsToBeUnique over (ticker, date) flags:
+    repeats before 1970 too, repeats with one key part missing, never rows missing both parts."""
+    old = [dt.date(1965, 3, 1), dt.date(1965, 3, 2)]
+    frame = pd.DataFrame({
+        "ticker": ["AAA", "AAA", "BBB", "AAA", "CCC", "CCC", None, None, None, None],
+        "date": [old[0], old[1], old[1], old[1], None, None, old[0], old[0], None, None],
+        "open": 10.0, "high": 11.0, "low": 9.0, "close": 10.0, "volume": np.arange(10.0)})
+    unique = [r for r in daily_bar_rules() if r.name == "unique_ticker_date"]
+    got = validate_bars(frame, "r1", rules=unique).quarantine
+    assert sorted(got["values"].map(lambda v: json.loads(v)["volume"])) == [1.0, 3.0, 4.0, 5.0, 6.0, 7.0]
+
+    import great_expectations as gx
+
+    from tickerlake.validation import _encode
+
+    enc = _encode(frame)
+    reference = pd.DataFrame({"t": enc["ticker_id"], "d": enc["date_id"]})
+    context = gx.get_context(mode="ephemeral")
+    batch = context.data_sources.add_pandas("ref").add_dataframe_asset("a").add_batch_definition_whole_dataframe("b")
+    compound = batch.get_batch(batch_parameters={"dataframe": reference}).validate(
+        gx.expectations.ExpectCompoundColumnsToBeUnique(column_list=["t", "d"]), result_format="COMPLETE")
+    assert sorted(compound.result["unexpected_index_list"]) == [1, 3, 4, 5, 6, 7]
 
 
 def test_great_expectations_does_not_fingerprint_our_batches():
