@@ -39,6 +39,11 @@ def sessions_between(start: dt.date | str, end: dt.date | str) -> list[dt.date]:
     return [ts.date() for ts in _xnys().sessions_in_range(s.isoformat(), e.isoformat())]
 
 
+def all_sessions() -> list[dt.date]:
+    """Every session the calendar knows, oldest first."""
+    return sessions_between(_CALENDAR_START, _CALENDAR_END)
+
+
 def next_session(day: dt.date | str) -> dt.date:
     """The first session strictly after `day`."""
     return _xnys().date_to_session(to_date(day).isoformat(), direction="next").date() if not is_session(

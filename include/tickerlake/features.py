@@ -158,19 +158,18 @@ def _ema_weights(n: int) -> list[float]:
 # where the frame read starts, and a daily run gives the backfill's value to the last bit.
 _EXACT = "decimal(38,18)"
 _LONGEST_ARRAY = max(ALPHA158_WINDOWS)
+_SESSION_X: list = []  # [(the SparkSession, its date -> x frame)]
 
 
-def _session_numbers(spark: SparkSession, frame: DataFrame) -> DataFrame:
-    """date -> its number in the exchange calendar: the regressions' x, the same in every run."""
-    from pyspark.sql import functions as F
+def _session_numbers(spark: SparkSession) -> DataFrame:
+    """date -> its number in the exchange calendar (every session it knows): the regressions' x, the
+    same in every run. Built once per SparkSession, without reading the bars (a job per run before)."""
+    from tickerlake.calendar import all_sessions
 
-    from tickerlake.calendar import sessions_between
-
-    lo, hi = frame.agg(F.min("date"), F.max("date")).first()
-    base = sessions_between("1990-01-02", lo)
-    first = len(base) - 1 if base and base[-1] == lo else len(base)
-    rows = [(d, float(first + k)) for k, d in enumerate(sessions_between(lo, hi))]
-    return spark.createDataFrame(rows, "date date, x double")
+    if not _SESSION_X or _SESSION_X[0][0] is not spark:
+        rows = [(d, float(k)) for k, d in enumerate(all_sessions())]
+        _SESSION_X[:] = [(spark, spark.createDataFrame(rows, "date date, x double"))]
+    return _SESSION_X[0][1]
 
 
 def _step1(grid: DataFrame, session_x: DataFrame) -> DataFrame:
@@ -410,7 +409,7 @@ def compute_features(bars: DataFrame, sentiment: DataFrame | None = None, macro:
     from pyspark.sql import functions as F
 
     grid = on_sessions(bars)
-    step = _step1(grid, _session_numbers(bars.sparkSession, bars))
+    step = _step1(grid, _session_numbers(bars.sparkSession))
     w = _by_date()
     rets = [F.when(F.count("present").over(_rows(d + 1)) == d + 1, F.col("close") / F.lag("close", d).over(w) - 1)
             .alias(f"_ret{d}") for d in (1, 5, 20)]
