@@ -20,7 +20,7 @@ import datetime as dt
 import math
 from typing import TYPE_CHECKING
 
-from tickerlake.calendar import session_close_utc, sessions_back, sessions_between
+from tickerlake.calendar import all_sessions, session_close_utc, sessions_back, sessions_between
 from tickerlake.catalog import (
     ALPHA158_WINDOWS,
     BAR_FEATURE_NAMES,
@@ -162,10 +162,8 @@ _SESSION_X: list = []  # [(the SparkSession, its date -> x frame)]
 
 
 def _session_numbers(spark: SparkSession) -> DataFrame:
-    """date -> its number in the exchange calendar (every session it knows): the regressions' x, the
-    same in every run. Built once per SparkSession, without reading the bars (a job per run before)."""
-    from tickerlake.calendar import all_sessions
-
+    """date -> its number in the exchange calendar (every session it knows, 1990-2030; validation
+    rejects bars outside it): the regressions' x, the same in every run. Built once per SparkSession."""
     if not _SESSION_X or _SESSION_X[0][0] is not spark:
         rows = [(d, float(k)) for k, d in enumerate(all_sessions())]
         _SESSION_X[:] = [(spark, spark.createDataFrame(rows, "date date, x double"))]
@@ -215,9 +213,9 @@ def _step1(grid: DataFrame, session_x: DataFrame) -> DataFrame:
 
 def _window_arrays() -> dict[str, Column]:
     """Per window d, what the array features read, once a row: the window's closes sorted, its
-    highest high and lowest low, and their positions (1-based, oldest first). Written inline in each
-    feature, Spark sorted a window up to six times a row (no common-subexpression elimination
-    inside CASE WHEN): about 40% of a backfill."""
+    highest high and lowest low, and the positions of their first occurrence (1-based, oldest
+    first). Written inline in each feature, Spark sorted a window up to six times a row (no
+    common-subexpression elimination inside CASE WHEN): about 40% of a backfill."""
     from pyspark.sql import functions as F
 
     long = _rows(_LONGEST_ARRAY)

@@ -76,7 +76,8 @@ def spark_conf(settings: Settings) -> dict[str, str]:
             "spark.sql.session.timeZone": "UTC",
             "spark.sql.shuffle.partitions": "8",
             # The feature plan compiles ~230 classes (its window frames and projections); with the
-            # default cache of 100 every daily run compiled them all again, ~8 s of a 23 s run.
+            # default cache of 100, a process that runs it again (sessions one by one, the drain's
+            # batches, the tests) compiled them all again each time: ~8 s of a 23 s session.
             "spark.sql.codegen.cache.maxEntries": "2000",
             # Delta replays its log with 50 tasks by default: slow for small tables on 2 cores.
             "spark.databricks.delta.snapshotPartitions": "4",

@@ -381,9 +381,9 @@ def _day_numbers(dates: pd.Series) -> np.ndarray:
 
 @lru_cache(maxsize=1)
 def _session_days() -> np.ndarray:
-    from tickerlake.calendar import _CALENDAR_END, _CALENDAR_START, sessions_between
+    from tickerlake.calendar import all_sessions
 
-    days = np.array(sessions_between(_CALENDAR_START, _CALENDAR_END), dtype="datetime64[D]")
+    days = np.array(all_sessions(), dtype="datetime64[D]")
     return days.astype(np.int64)
 
 
