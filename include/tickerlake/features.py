@@ -18,7 +18,8 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from typing import TYPE_CHECKING, TypeVar
 
 from tickerlake.calendar import all_sessions, session_close_utc, sessions_back, sessions_between
 from tickerlake.catalog import (
@@ -34,6 +35,8 @@ from tickerlake.settings import Settings
 
 if TYPE_CHECKING:
     from pyspark.sql import Column, DataFrame, SparkSession
+
+T = TypeVar("T")
 
 RAW_COLUMNS = ["open", "high", "low", "close", "volume"]
 BAR_COLUMNS = ["ticker", "date", *RAW_COLUMNS]
@@ -161,13 +164,19 @@ _LONGEST_ARRAY = max(ALPHA158_WINDOWS)
 _SESSION_X: list = []  # [(the SparkSession, its date -> x frame)]
 
 
+def _built_once(slot: list, owner: object, build: Callable[[], T]) -> T:
+    """`build()`, kept in `slot` while `owner` (the SparkContext or SparkSession it belongs to) is
+    the same object: a new session or context builds it again."""
+    if not slot or slot[0][0] is not owner:
+        slot[:] = [(owner, build())]
+    return slot[0][1]
+
+
 def _session_numbers(spark: SparkSession) -> DataFrame:
     """date -> its number in the exchange calendar (every session it knows, 1990-2030; validation
     rejects bars outside it): the regressions' x, the same in every run. Built once per SparkSession."""
-    if not _SESSION_X or _SESSION_X[0][0] is not spark:
-        rows = [(d, float(k)) for k, d in enumerate(all_sessions())]
-        _SESSION_X[:] = [(spark, spark.createDataFrame(rows, "date date, x double"))]
-    return _SESSION_X[0][1]
+    return _built_once(_SESSION_X, spark, lambda: spark.createDataFrame(
+        [(d, float(k)) for k, d in enumerate(all_sessions())], "date date, x double"))
 
 
 def _step1(grid: DataFrame, session_x: DataFrame) -> DataFrame:
@@ -406,10 +415,8 @@ def _bar_feature_select() -> list[Column]:
     process that computes many intervals (a run of daily sessions, the tests) builds them once."""
     from pyspark import SparkContext
 
-    context = SparkContext._active_spark_context
-    if not _BAR_SELECT or _BAR_SELECT[0][0] is not context:
-        _BAR_SELECT[:] = [(context, [col.cast("double").alias(n) for n, col in bar_feature_columns().items()])]
-    return _BAR_SELECT[0][1]
+    return _built_once(_BAR_SELECT, SparkContext._active_spark_context,
+                       lambda: [col.cast("double").alias(n) for n, col in bar_feature_columns().items()])
 
 
 def compute_features(bars: DataFrame, sentiment: DataFrame | None = None, macro: DataFrame | None = None,

@@ -572,7 +572,7 @@ def _judge(settings, bronze_version, lo, hi, first_ix, last_ix, rejudge_lo, para
 
 def _workers(settings) -> int:
     """Worker processes for a multi-piece validation (setting `validation_workers`, default: the
-    machine's cores, at most 4; each holds one piece in memory)."""
+    CPUs this process may use, at most 4; each holds one piece in memory)."""
     return max(1, int(settings.validation_workers))
 
 
