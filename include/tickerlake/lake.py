@@ -19,6 +19,26 @@ from tickerlake.settings import Settings
 
 T = TypeVar("T")
 
+# Parquet row groups of about this many bytes (uncompressed), from Spark (parquet.block.size) and
+# from delta-rs alike. A reader skips row groups by their min/max statistics but decodes a whole
+# row group of each column it reads: with the writers' defaults (128 MiB in Spark, a million rows
+# in delta-rs) a year file of the 200-column features table was one row group, and one ticker's
+# history decoded every ticker's rows. Sorted by ticker (maintenance Z-orders by it), 16 MiB
+# groups of that table hold about 10,000 rows, so a ticker's year sits in one or two of them.
+ROW_GROUP_BYTES = 16 * 1024 * 1024
+
+
+def row_group_rows(table: pa.Table) -> int:
+    """Rows per Parquet row group that give `table`'s rows about ROW_GROUP_BYTES (at least 1,024)."""
+    per_row = table.nbytes / max(table.num_rows, 1)
+    return max(1024, int(ROW_GROUP_BYTES / max(per_row, 1.0)))
+
+
+def _writer_properties(table: pa.Table):
+    from deltalake import WriterProperties
+
+    return WriterProperties(max_row_group_size=row_group_rows(table))
+
 
 def _commit_conflicts() -> tuple[type[Exception], ...]:
     """Delta's optimistic-concurrency conflicts as delta-spark raises them in Python (separate
@@ -75,11 +95,11 @@ def replace_interval(
     table = frame if isinstance(frame, pa.Table) else pa.Table.from_pandas(frame, preserve_index=False)
     path = settings.table_path(name)
     if DeltaTable.is_deltatable(path):
-        write_deltalake(
-            path, table, mode="overwrite", predicate=_date_predicate(date_column, start, end)
-        )
+        write_deltalake(path, table, mode="overwrite", predicate=_date_predicate(date_column, start, end),
+                        writer_properties=_writer_properties(table))
     else:
-        write_deltalake(path, table, mode="overwrite", partition_by=list(partition_by or []) or None)
+        write_deltalake(path, table, mode="overwrite", partition_by=list(partition_by or []) or None,
+                        writer_properties=_writer_properties(table))
     return DeltaTable(path).version()
 
 
@@ -92,9 +112,11 @@ def replace_where(settings: Settings, name: str, frame: pd.DataFrame | pa.Table,
     path = settings.table_path(name)
     if DeltaTable.is_deltatable(path):
         quoted = value.replace("'", "''")
-        write_deltalake(path, table, mode="overwrite", predicate=f"{column} = '{quoted}'")
+        write_deltalake(path, table, mode="overwrite", predicate=f"{column} = '{quoted}'",
+                        writer_properties=_writer_properties(table))
     else:
-        write_deltalake(path, table, mode="overwrite", partition_by=list(partition_by or []) or None)
+        write_deltalake(path, table, mode="overwrite", partition_by=list(partition_by or []) or None,
+                        writer_properties=_writer_properties(table))
     return DeltaTable(path).version()
 
 
@@ -106,7 +128,7 @@ def append(settings: Settings, name: str, frame: pd.DataFrame | pa.Table) -> int
     # a table created by its first append is partitioned by year like every other (maintenance
     # compacts and Z-orders per partition; readers prune by year)
     partition = ["year"] if "year" in table.column_names and not DeltaTable.is_deltatable(path) else None
-    write_deltalake(path, table, mode="append", partition_by=partition)
+    write_deltalake(path, table, mode="append", partition_by=partition, writer_properties=_writer_properties(table))
     return DeltaTable(path).version()
 
 

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from tickerlake.jars import check_java, java_home, spark_jars
+from tickerlake.lake import ROW_GROUP_BYTES
 from tickerlake.settings import Settings
 
 if TYPE_CHECKING:
@@ -81,6 +82,8 @@ def spark_conf(settings: Settings) -> dict[str, str]:
             "spark.sql.codegen.cache.maxEntries": "2000",
             # Delta replays its log with 50 tasks by default: slow for small tables on 2 cores.
             "spark.databricks.delta.snapshotPartitions": "4",
+            # Parquet row groups as delta-rs writes them (lake.ROW_GROUP_BYTES: why), OPTIMIZE included.
+            "spark.hadoop.parquet.block.size": str(ROW_GROUP_BYTES),
             "spark.sql.warehouse.dir": str(settings.home / "spark" / "warehouse"),
             **DELTA_READER_COMPAT,
         }

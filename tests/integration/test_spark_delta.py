@@ -177,3 +177,41 @@ def test_spark_submit_with_spark_env_writes_delta(spark_settings: Settings, spar
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "TZ=UTC" in proc.stdout
     assert sorted(DeltaTable(target).to_pandas()["id"]) == [0, 1, 2, 3, 4]
+
+
+def _row_groups(table_path: str) -> list[tuple[int, int]]:
+    """(rows, uncompressed bytes) of every row group of every data file of a Delta table."""
+    import pyarrow.parquet as pq
+    from deltalake import DeltaTable
+
+    table = DeltaTable(table_path)
+    out = []
+    for uri in table.file_uris():
+        meta = pq.ParquetFile(uri.removeprefix("file://")).metadata
+        out += [(meta.row_group(i).num_rows, meta.row_group(i).total_byte_size) for i in range(meta.num_row_groups)]
+    return out
+
+
+def test_wide_tables_get_row_groups_of_about_row_group_bytes_from_spark_and_delta_rs(spark, spark_settings: Settings):
+    """A one-ticker read decodes whole row groups: Spark and delta-rs both cut a wide table's rows
+    into groups of about lake.ROW_GROUP_BYTES, not one group per file (their defaults)."""
+    from deltalake import DeltaTable
+    from pyspark.sql import functions as F
+
+    from tickerlake import lake
+
+    rows, width = 60_000, 80  # ~38 MiB of doubles: several groups at 16 MiB, one at the defaults
+    wide = spark.range(rows).select(F.lit(dt.date(2024, 7, 1)).alias("date"), F.lit(2024).alias("year"),
+                                    *[F.rand(seed=i).alias(f"f{i}") for i in range(width)])
+    spark_path = spark_settings.table_path("gold.wide_spark")
+    wide.coalesce(1).write.format("delta").save(spark_path)
+    from_spark = DeltaTable(spark_path).to_pyarrow_table()
+    lake.replace_interval(spark_settings, "gold.wide_rs", from_spark, dt.date(2024, 7, 1), dt.date(2024, 7, 1))
+
+    for name, path in (("spark", spark_path), ("delta-rs", spark_settings.table_path("gold.wide_rs"))):
+        groups = _row_groups(path)
+        assert sum(n for n, _ in groups) == rows, name
+        assert len(groups) >= 2, f"{name}: {groups}"
+        # Spark's writer checks the size every few thousand rows, so a group may run a little over
+        assert all(size <= 1.25 * lake.ROW_GROUP_BYTES for _, size in groups), f"{name}: {groups}"
+        assert max(size for _, size in groups) >= 0.5 * lake.ROW_GROUP_BYTES, f"{name}: {groups}"

@@ -4,7 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from tickerlake import catalog
+
+pytestmark = pytest.mark.unit
 
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "features.md"
 ROLLING = ("ROC", "MA", "STD", "BETA", "RSQR", "RESI", "MAX", "MIN", "QTLU", "QTLD", "RANK", "RSV", "IMAX", "IMIN",

@@ -1,4 +1,5 @@
-"""retry_on_conflict: an idempotent Delta write is retried after a commit conflict, nothing else."""
+"""retry_on_conflict: an idempotent Delta write is retried after a commit conflict, nothing else;
+row_group_rows: the Parquet row group size of the delta-rs writers."""
 
 from __future__ import annotations
 
@@ -6,6 +7,8 @@ import pytest
 from delta.exceptions import ConcurrentAppendException, ConcurrentWriteException
 
 from tickerlake.lake import retry_on_conflict
+
+pytestmark = pytest.mark.unit
 
 
 def flaky(failures: list[Exception]):
@@ -39,3 +42,16 @@ def test_the_last_conflict_is_raised_after_the_attempts():
     with pytest.raises(ConcurrentAppendException, match="conflict 2"):
         retry_on_conflict(write, attempts=3, backoff_s=0)
     assert len(calls) == 3
+
+
+def test_row_group_rows_sizes_groups_by_the_width_of_a_row():
+    import pyarrow as pa
+
+    from tickerlake.lake import ROW_GROUP_BYTES, row_group_rows
+
+    wide = pa.table({f"f{i}": pa.array([0.5] * 100) for i in range(200)})  # 1,600 bytes a row
+    narrow = pa.table({"x": pa.array([1.0] * 100)})  # 8 bytes a row
+    assert row_group_rows(wide) == ROW_GROUP_BYTES // 1600
+    assert row_group_rows(narrow) == ROW_GROUP_BYTES // 8
+    assert row_group_rows(pa.table({f"f{i}": pa.array([0.5]) for i in range(10_000)})) == 1024  # floor
+    assert row_group_rows(pa.table({"x": pa.array([], pa.float64())})) == ROW_GROUP_BYTES // 1
