@@ -91,10 +91,11 @@ _BAR_STRUCT = ("struct<schema:string,version:bigint,ticker:string,ts:string,open
 
 
 def _type_is(field: str, types: str) -> str:
-    """The top-level field's JSON type, read from the message's one `schema_of_variant` string
-    (`OBJECT<close: DECIMAL(7,3), ..., ticker: STRING, ...>`, keys sorted): one call per message instead
-    of one variant lookup per field."""
-    return f"_shape RLIKE {_sql_str(f'(^OBJECT<|, ){field}: ({types})(, |>$)')}"
+    """The top-level field is there with one of these JSON types: its own `schema_of_variant` (`STRING`,
+    `DECIMAL(7,3)`, ...; NULL when the field is missing, `VOID` for a JSON null). Matching each field's
+    short type string, not the whole message's shape, cost a third of the parse (11 regexes over a
+    200-character `OBJECT<...>` string a message)."""
+    return f"schema_of_variant(variant_get(_v, '$.{field}')) RLIKE {_sql_str(f'^({types})$')}"
 
 
 def _rule_expr() -> str:
@@ -102,7 +103,7 @@ def _rule_expr() -> str:
     strings = " AND ".join(_type_is(f, "STRING") for f in ("schema", *STRING_FIELDS))
     numbers = " AND ".join(_type_is(f, _NUMBER_TYPES) for f in NUMBER_FIELDS)
     schema_ok = (
-        f"coalesce(_shape LIKE 'OBJECT<%' AND {strings} AND {numbers} AND {_type_is('version', 'BIGINT')}"
+        f"coalesce({strings} AND {numbers} AND {_type_is('version', 'BIGINT')}"
         f" AND _j.version = {SCHEMA_VERSION} AND _j.schema = {_sql_str(SCHEMA_NAME)}"
         f" AND _j.ticker RLIKE {_sql_str(TICKER_PATTERN)} AND _j.ts RLIKE {_sql_str(TS_PATTERN)}"
         f" AND _ts IS NOT NULL AND {' AND '.join(f'_j.{f} IS NOT NULL' for f in NUMBER_FIELDS)}, false)"
@@ -128,7 +129,6 @@ def parse_messages(kafka: DataFrame) -> DataFrame:
     )
     df = df.withColumn("_text", F.expr("CASE WHEN is_valid_utf8(value) THEN CAST(value AS STRING) END"))
     df = df.withColumn("_v", F.expr("try_parse_json(_text)"))
-    df = df.withColumn("_shape", F.expr("schema_of_variant(_v)"))
     df = df.withColumn("_j", F.expr(f"try_variant_get(_v, '$', '{_BAR_STRUCT}')"))
     df = df.withColumn("_ts", F.expr("try_to_timestamp(_j.ts, \"yyyy-MM-dd'T'HH:mm:ssX\")"))
     df = df.withColumn("rule", F.expr(_rule_expr()))
