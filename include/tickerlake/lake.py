@@ -10,21 +10,25 @@ from __future__ import annotations
 import datetime as dt
 import time
 from collections.abc import Callable, Sequence
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 import pandas as pd
 import pyarrow as pa
 
 from tickerlake.settings import Settings
 
+if TYPE_CHECKING:
+    from deltalake import WriterProperties
+
 T = TypeVar("T")
 
-# Parquet row groups of about this many bytes (uncompressed), from Spark (parquet.block.size) and
-# from delta-rs alike. A reader skips row groups by their min/max statistics but decodes a whole
-# row group of each column it reads: with the writers' defaults (128 MiB in Spark, a million rows
-# in delta-rs) a year file of the 200-column features table was one row group, and one ticker's
-# history decoded every ticker's rows. Sorted by ticker (maintenance Z-orders by it), 16 MiB
-# groups of that table hold about 10,000 rows, so a ticker's year sits in one or two of them.
+# Parquet row groups of about this many bytes, from Spark (parquet.block.size, counted as the
+# writer buffers pages) and from this module's delta-rs writers (rows sized by their Arrow bytes).
+# A reader skips row groups by their min/max statistics but decodes a whole row group of each
+# column it reads: with the writers' defaults (128 MiB in Spark, a million rows in delta-rs) a
+# year file of the 200-column features table was one row group, and one ticker's history decoded
+# every ticker's rows. Sorted by ticker (maintenance Z-orders by it), 16 MiB groups of that table
+# hold about 10,000 rows, so a ticker's year sits in one or two of them.
 ROW_GROUP_BYTES = 16 * 1024 * 1024
 
 
@@ -34,10 +38,12 @@ def row_group_rows(table: pa.Table) -> int:
     return max(1024, int(ROW_GROUP_BYTES / max(per_row, 1.0)))
 
 
-def _writer_properties(table: pa.Table):
+def _writer_properties(table: pa.Table) -> WriterProperties:
+    """delta-rs writer settings: the row group size, and Snappy as delta-rs uses without settings
+    (given any WriterProperties, the writer starts from parquet-rs' defaults: uncompressed)."""
     from deltalake import WriterProperties
 
-    return WriterProperties(max_row_group_size=row_group_rows(table))
+    return WriterProperties(max_row_group_size=row_group_rows(table), compression="SNAPPY")
 
 
 def _commit_conflicts() -> tuple[type[Exception], ...]:

@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from tickerlake.jars import check_java, java_home, spark_jars
-from tickerlake.lake import ROW_GROUP_BYTES
 from tickerlake.settings import Settings
 
 if TYPE_CHECKING:
@@ -59,6 +58,8 @@ logger.stringutils.level = error
 
 def spark_conf(settings: Settings) -> dict[str, str]:
     """Everything `spark-defaults.conf` holds; raises JarsMissingError when the jars are absent."""
+    from tickerlake.lake import ROW_GROUP_BYTES  # here: DAG files import this module, lake imports pandas
+
     jars = spark_jars(settings)
     conf = {
         "spark.master": settings.spark_master,
@@ -82,7 +83,7 @@ def spark_conf(settings: Settings) -> dict[str, str]:
             "spark.sql.codegen.cache.maxEntries": "2000",
             # Delta replays its log with 50 tasks by default: slow for small tables on 2 cores.
             "spark.databricks.delta.snapshotPartitions": "4",
-            # Parquet row groups as delta-rs writes them (lake.ROW_GROUP_BYTES: why), OPTIMIZE included.
+            # Parquet row groups as lake's delta-rs writers cut them (lake.ROW_GROUP_BYTES says why).
             "spark.hadoop.parquet.block.size": str(ROW_GROUP_BYTES),
             "spark.sql.warehouse.dir": str(settings.home / "spark" / "warehouse"),
             **DELTA_READER_COMPAT,

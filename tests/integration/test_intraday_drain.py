@@ -107,6 +107,14 @@ def test_poison_messages_go_to_quarantine_and_the_rest_land(broker, spark, tmp_p
         json.dumps({**body, "low": -1.0}).encode(): "negative_price",
         json.dumps({**body, "volume": -5}).encode(): "negative_volume",
         json.dumps({**body, "high": 9.0}).encode(): "high_below_low",
+        b'"a string"': "wrong_schema",
+        b"42": "wrong_schema",
+        b"null": "wrong_schema",
+        json.dumps({**body, "close": None}).encode(): "wrong_schema",
+        json.dumps({**body, "version": 4294967296}).encode(): "wrong_schema",  # past INT: no failed cast
+        # a field only inside a nested object is not the field
+        json.dumps({**{k: v for k, v in body.items() if k != "source"}, "extra": {"source": "x"}}).encode():
+            "wrong_schema",
     }
     for payload, rule in poison.items():  # the Python reading agrees with the table below
         assert classify(payload)[0] == rule, payload

@@ -180,7 +180,8 @@ def test_spark_submit_with_spark_env_writes_delta(spark_settings: Settings, spar
 
 
 def _row_groups(table_path: str) -> list[tuple[int, int]]:
-    """(rows, uncompressed bytes) of every row group of every data file of a Delta table."""
+    """(rows, uncompressed bytes) of every row group of every data file of a Delta table; each
+    column chunk must be Snappy-compressed (as every writer of the lake compresses)."""
     import pyarrow.parquet as pq
     from deltalake import DeltaTable
 
@@ -188,7 +189,11 @@ def _row_groups(table_path: str) -> list[tuple[int, int]]:
     out = []
     for uri in table.file_uris():
         meta = pq.ParquetFile(uri.removeprefix("file://")).metadata
-        out += [(meta.row_group(i).num_rows, meta.row_group(i).total_byte_size) for i in range(meta.num_row_groups)]
+        for i in range(meta.num_row_groups):
+            group = meta.row_group(i)
+            codecs = {group.column(c).compression for c in range(group.num_columns)}
+            assert codecs == {"SNAPPY"}, f"{uri}: {codecs}"
+            out.append((group.num_rows, group.total_byte_size))
     return out
 
 

@@ -143,7 +143,8 @@ def parse_messages(kafka: DataFrame) -> DataFrame:
         F.coalesce(F.col("_text"), F.concat(F.lit("base64:"), F.base64("value"))).alias("text"),
         F.col("value").alias("payload"),
         good.alias("valid"), "rule",
-        F.when(F.expr(_type_is("version", "BIGINT")), F.col("_j.version").cast("int")).alias("schema_version"),
+        # try_cast: a version past INT (a poison message) is a wrong schema, not a failed batch
+        F.when(F.expr(_type_is("version", "BIGINT")), F.expr("try_cast(_j.version AS INT)")).alias("schema_version"),
         when_good("_j.ticker").alias("ticker"),
         F.col("_ts").alias("ts"),
         *[when_good(f"_j.{f}").alias(f) for f in NUMBER_FIELDS],
