@@ -14,7 +14,7 @@ pytestmark = pytest.mark.unit
 
 DAG_FILES = sorted((PROJECT_ROOT / "dags").glob("*.py"))
 HEAVY = ["pyspark.sql.session", "lightgbm", "mlflow", "great_expectations", "feast", "deltalake", "duckdb",
-         "sklearn", "confluent_kafka"]
+         "sklearn", "confluent_kafka", "pandas", "pyarrow"]
 
 PROBE = """
 import json, sys, time, importlib.util
