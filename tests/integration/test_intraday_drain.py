@@ -104,6 +104,7 @@ def test_poison_messages_go_to_quarantine_and_the_rest_land(broker, spark, tmp_p
         json.dumps({**body, "ticker": 123}).encode(): "wrong_schema",
         json.dumps({**body, "ts": "2026-03-10 13:30"}).encode(): "wrong_schema",
         json.dumps({**body, "ts": "2026-02-30T13:30:00Z"}).encode(): "wrong_schema",
+        json.dumps({**body, "ts": "2300-03-10T14:30:00Z"}).encode(): "wrong_schema",  # past pandas' years
         json.dumps({**body, "low": -1.0}).encode(): "negative_price",
         json.dumps({**body, "volume": -5}).encode(): "negative_volume",
         json.dumps({**body, "high": 9.0}).encode(): "high_below_low",
@@ -139,6 +140,54 @@ def test_poison_messages_go_to_quarantine_and_the_rest_land(broker, spark, tmp_p
     # A second drain with nothing new writes nothing.
     again = drain_mod.drain(spark, settings, "run-poison-2")
     assert again["messages"] == 0 and len(_bronze(settings)) == len(messages)
+
+
+def test_bars_the_intraday_suite_rejects_are_dead_letters_and_warned_bars_land(broker, spark, tmp_path):
+    """Bars that parse but break Great Expectations' intraday suite: a reject is a dead letter (bronze
+    valid false with its rule, a quarantine row, no silver row), a warning a quarantine row whose bar lands."""
+    settings = _settings(broker, tmp_path, "suite")
+    t0 = dt.datetime(2026, 3, 10, 13, 30, tzinfo=UTC)  # 09:30 New York: the open
+    friday = dt.datetime(2026, 11, 27, 17, 55, tzinfo=UTC)  # after Thanksgiving: the close is 13:00 New York
+
+    def bar(ticker: str, ts: dt.datetime, o=10.0, h=11.0, lo=9.5, c=10.5) -> tuple[bytes, bytes]:
+        return ticker.encode(), encode_bar(ticker, ts, o, h, lo, c, 1000.0, "test")
+
+    good = [bar(f"G{i}", t0) for i in range(5)] + [bar("EARLY", friday)]  # 12:55 New York: the early close's last bar
+    rejected = {
+        bar("ZERO", t0, o=0.0, lo=0.0): {"positive_open", "positive_low"},
+        bar("HIOPEN", t0, o=11.5): {"high_ge_open"},
+        bar("LATE", t0 + dt.timedelta(hours=7)): {"ts_in_session"},  # 16:30 New York
+        bar("SUNDAY", dt.datetime(2026, 3, 8, 15, 0, tzinfo=UTC)): {"ts_in_session"},
+        bar("PASTCLOSE", friday + dt.timedelta(minutes=5)): {"ts_in_session"},  # 13:00 New York on an early close
+    }
+    warned = bar("OFFGRID", t0 + dt.timedelta(minutes=2))  # 09:32: off the 5-minute grid, flagged and landed
+    # a correction the suite rejects, in the same batch as its bar: the bar lands, as it would in an earlier batch
+    fixed, bad_fix = bar("FIXED", t0, c=10.25), bar("FIXED", t0, o=11.5)
+    ensure_topic(settings, "suite", partitions=1)
+    publish(settings, [*good, *rejected, warned, fixed, bad_fix], topic="suite")
+
+    summary = drain_mod.drain(spark, settings, "run-suite")
+
+    assert summary["messages"] == len(good) + len(rejected) + 3
+    assert summary["quarantined"] == len(rejected) + 1
+    assert sum(b["suite_rejected"] for b in summary["batches"]) == len(rejected) + 1
+    assert sum(b["suite_warned"] for b in summary["batches"]) == 1
+    quarantine = lake.read_table(settings, drain_mod.QUARANTINE)
+    by_ticker = quarantine.groupby("ticker")["rule"].agg(set).to_dict()
+    assert by_ticker == {**{k.decode(): rules for (k, _), rules in rejected.items()}, "OFFGRID": {"ts_on_bar_grid"},
+                         "FIXED": {"high_ge_open"}}
+    assert set(quarantine.loc[quarantine["ticker"] == "OFFGRID", "severity"]) == {"warn"}
+    assert set(quarantine.loc[quarantine["ticker"] != "OFFGRID", "severity"]) == {"reject"}
+    assert {bytes(p) for p in quarantine["payload"]} == {v for _, v in [*rejected, warned, bad_fix]}  # the raw message
+    values = json.loads(quarantine.loc[quarantine["ticker"] == "HIOPEN", "values"].iloc[0])
+    assert values["open"] == 11.5 and values["high"] == 11.0
+    bronze = _bronze(settings).set_index("ticker")
+    assert not bronze.loc[[k.decode() for k, _ in rejected], "valid"].any()
+    assert bronze.loc["HIOPEN", "rule"] == "high_ge_open" and bronze.loc["LATE", "rule"] == "ts_in_session"
+    assert bronze.loc[["G0", "EARLY", "OFFGRID"], "valid"].all() and bronze.loc[["G0", "OFFGRID"], "rule"].isna().all()
+    silver = lake.read_table(settings, drain_mod.SILVER)
+    assert sorted(silver["ticker"]) == sorted([*(f"G{i}" for i in range(5)), "EARLY", "OFFGRID", "FIXED"])
+    assert silver.loc[silver["ticker"] == "FIXED", "close"].tolist() == [10.25]  # the bar, not the rejected correction
 
 
 def test_silver_keeps_one_row_per_ticker_and_ts_the_latest_message_wins(broker, spark, tmp_path):

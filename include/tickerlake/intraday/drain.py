@@ -8,7 +8,12 @@ them into bounded micro-batches (`maxOffsetsPerTrigger`) and stops. Per micro-ba
 1. `bronze.bars_intraday`: one row per message (topic, partition, offset, Kafka's append time, the
    raw payload, the parsed bar where it parses, the rule it broke where it did);
 2. `quarantine.bars_intraday`: the dead letters (bad JSON, wrong schema, negative price or volume,
-   high below low) with the raw payload and the reason; they never stop the drain;
+   high below low) with the raw payload and the reason; they never stop the drain. Then the bars
+   that parse (the latest message per (ticker, ts)) go through Great Expectations' intraday suite
+   (`suites.intraday_rules`: a zero price, a high below the open or close, a bar outside its
+   session's hours, early closes included, a bar off the 5-minute grid, ...): a `reject` verdict is
+   a dead letter too (its rule in bronze, valid false), a `warn` verdict a quarantine row whose bar
+   lands;
 3. `silver.bars_intraday`: the good bars merged on (ticker, ts), one row per key (the latest
    message for a key wins: a vendor's correction replaces its first print).
 
@@ -38,6 +43,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from tickerlake.intraday.schema import (
+    BAR_MINUTES,
     NUMBER_FIELDS,
     PRICE_FIELDS,
     SCHEMA_NAME,
@@ -49,6 +55,7 @@ from tickerlake.intraday.schema import (
 from tickerlake.settings import Settings
 
 if TYPE_CHECKING:
+    import pandas as pd
     from pyspark.sql import Column, DataFrame, SparkSession
 
 log = logging.getLogger(__name__)
@@ -130,7 +137,9 @@ def parse_messages(kafka: DataFrame) -> DataFrame:
     df = df.withColumn("_text", F.expr("CASE WHEN is_valid_utf8(value) THEN CAST(value AS STRING) END"))
     df = df.withColumn("_v", F.expr("try_parse_json(_text)"))
     df = df.withColumn("_j", F.expr(f"try_variant_get(_v, '$', '{_BAR_STRUCT}')"))
-    df = df.withColumn("_ts", F.expr("try_to_timestamp(_j.ts, \"yyyy-MM-dd'T'HH:mm:ssX\")"))
+    # only a ts of the contract's form is read (a year past pandas' range would break every reader)
+    df = df.withColumn("_ts", F.expr(f"CASE WHEN _j.ts RLIKE {_sql_str(TS_PATTERN)} "
+                                     "THEN try_to_timestamp(_j.ts, \"yyyy-MM-dd'T'HH:mm:ssX\") END"))
     df = df.withColumn("rule", F.expr(_rule_expr()))
     good = F.col("rule").isNull()
 
@@ -150,6 +159,75 @@ def parse_messages(kafka: DataFrame) -> DataFrame:
         *[when_good(f"_j.{f}").alias(f) for f in NUMBER_FIELDS],
         when_good("_j.source").alias("source"),
     )
+
+
+# --- the intraday suite ----------------------------------------------------------------------
+VERDICT_DDL = "partition INT, offset BIGINT, suite_rule STRING, suite_severity STRING, suite_values STRING"
+
+
+def suite_rules() -> list:
+    """The intraday suite as the drain runs it: every rule but the key's uniqueness. Two messages for
+    one (ticker, ts) are a bar and its correction, and the latest that passes the suite lands."""
+    from tickerlake.suites import intraday_rules
+
+    return [r for r in intraday_rules(BAR_MINUTES) if r.name != "unique_ticker_ts"]
+
+
+def suite_verdicts(bars: pd.DataFrame, run_id: str) -> pd.DataFrame:
+    """Great Expectations' intraday suite over a batch's parsed messages (ticker, ts_us as UTC
+    microseconds, OHLCV, partition, offset): one row per verdict, keyed by its message (partition,
+    offset), with suite_rule, suite_severity (reject or warn) and suite_values (the bar as JSON)."""
+    import pandas as pd
+
+    from tickerlake.suites import REJECT, WARN, validate_intraday
+
+    ts = pd.to_datetime(bars["ts_us"], unit="us", utc=True)  # the contract's years: inside pandas' range
+    frame = pd.DataFrame({"ticker": bars["ticker"], "ts": ts, **{f: bars[f] for f in NUMBER_FIELDS}})
+    judged = validate_intraday(frame, run_id, rules=suite_rules())
+    at = [i for i, _ in judged.result.verdicts(REJECT, WARN)]  # judged.quarantine's rows, in this order
+    q = judged.quarantine
+    return pd.DataFrame({
+        "partition": bars["partition"].to_numpy()[at].astype("int32"),
+        "offset": bars["offset"].to_numpy()[at].astype("int64"),
+        "suite_rule": q["rule"].to_numpy(dtype=object), "suite_severity": q["severity"].to_numpy(dtype=object),
+        "suite_values": q["values"].to_numpy(dtype=object),
+    })
+
+
+def first_rejects(verdicts: pd.DataFrame) -> pd.DataFrame:
+    """One row per rejected message (partition, offset, suite_rule): its first reject rule in suite order,
+    the rule bronze records."""
+    from tickerlake.suites import REJECT
+
+    rejects = verdicts[verdicts["suite_severity"] == REJECT]
+    return rejects.drop_duplicates(["partition", "offset"])[["partition", "offset", "suite_rule"]]
+
+
+_warm_up: list[threading.Thread] = []
+
+
+def warm_up_suite() -> threading.Thread:
+    """Great Expectations' import and first validation (about 4 s cold) in a thread, started once per
+    process; the entry points start it before the JVM so the two start-ups overlap. A failure here
+    is raised again by the batch's own validation."""
+    if not _warm_up:
+        thread = threading.Thread(target=_validate_one_bar, name="warm-up-intraday-suite", daemon=True)
+        thread.start()
+        _warm_up.append(thread)
+    return _warm_up[0]
+
+
+def _validate_one_bar() -> None:
+    import pandas as pd
+
+    from tickerlake.suites import validate_intraday
+
+    bar = pd.DataFrame({"ticker": ["WARM"], "ts": pd.to_datetime(["2026-03-10T14:30:00Z"], utc=True),
+                        **{f: [1.0] for f in NUMBER_FIELDS}})
+    try:
+        validate_intraday(bar, "warm-up", rules=suite_rules())
+    except Exception:  # noqa: BLE001 - the first real batch validates again and raises
+        log.warning("warming up the intraday suite failed", exc_info=True)
 
 
 # --- tables ----------------------------------------------------------------------------------
@@ -231,6 +309,13 @@ def _now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)  # wall-clock ok: drained_ts, a latency measurement
 
 
+def _exchange_date(ts: Column) -> Column:
+    """The New York calendar date of a UTC timestamp (a bar's session), as column `date`."""
+    from pyspark.sql import functions as F
+
+    return F.to_date(F.from_utc_timestamp(ts, "America/New_York")).alias("date")
+
+
 def drain(spark: SparkSession, settings: Settings, run_id: str, topic: str | None = None) -> dict[str, Any]:
     """Drain the topic up to the end offsets seen at the start; returns per-batch counts and timings."""
     from delta.tables import DeltaTable
@@ -244,6 +329,7 @@ def drain(spark: SparkSession, settings: Settings, run_id: str, topic: str | Non
     ready = threading.Event()
     batches: list[dict[str, Any]] = []
     paths = {name: settings.table_uri(name) for name in TABLE_DDL}
+    warm = warm_up_suite()
 
     def write_batch(df: DataFrame, batch_id: int) -> None:
         ready.wait(60)
@@ -258,12 +344,38 @@ def drain(spark: SparkSession, settings: Settings, run_id: str, topic: str | Non
                 F.min("ts").alias("min_ts"),
                 F.percentile_approx(F.unix_micros("kafka_ts"), [0.05, 0.5], 1000).alias("kafka_q"),
             ).collect()[0]
-            rows, quarantined = int(stats["rows"]), int(stats["quarantined"])
+            rows, dead = int(stats["rows"]), int(stats["quarantined"])
             phases = {"read_parse_s": time.perf_counter() - t0}  # wall-clock ok: phase timings
             versions = {name: _delta_version(settings, name) for name in TABLE_DDL}
             txn = {"txnAppId": app_id, "txnVersion": str(batch_id)}
 
-            bronze = df.select(
+            # Every message that parses is judged by the intraday suite, a vendor's correction too, so
+            # what lands does not depend on where a batch boundary falls between a bar and its correction.
+            mark = time.perf_counter()  # wall-clock ok
+            verdicts = rejects = None
+            suite = {"rejected": 0, "warned": 0}
+            if rows > dead:
+                local = df.where("valid").select(
+                    "ticker", F.unix_micros("ts").alias("ts_us"), *NUMBER_FIELDS, "partition", "offset").toPandas()
+                warm_up_suite().join()
+                found = suite_verdicts(local, run_id)
+                if len(found):
+                    first = first_rejects(found)
+                    suite = {"rejected": len(first), "warned": int((found["suite_severity"] != "reject").sum())}
+                    verdicts = F.broadcast(spark.createDataFrame(found, VERDICT_DDL))
+                    if len(first):
+                        rejects = F.broadcast(spark.createDataFrame(first, "partition INT, offset BIGINT, suite_rule STRING"))
+            phases["suite_s"] = time.perf_counter() - mark  # wall-clock ok
+            quarantined = dead + suite["rejected"]
+
+            judged = df
+            if rejects is not None:  # a rejected bar is a dead letter in bronze too: valid false, its rule
+                judged = df.join(rejects, ["partition", "offset"], "left").select(
+                    *[c for c in df.columns if c not in ("valid", "rule")],
+                    (F.col("valid") & F.col("suite_rule").isNull()).alias("valid"),
+                    F.coalesce("rule", "suite_rule").alias("rule"),
+                )
+            bronze = judged.select(
                 "topic", "partition", "offset", "kafka_ts", "key", F.col("text").alias("value"), "valid", "rule",
                 "schema_version", "ticker", "ts", *NUMBER_FIELDS, "source", "batch_id",
                 F.lit(drained).alias("drained_ts"), F.lit(run_id).alias("run_id"),
@@ -273,29 +385,38 @@ def drain(spark: SparkSession, settings: Settings, run_id: str, topic: str | Non
             phases["bronze_s"] = time.perf_counter() - mark  # wall-clock ok
             _fault("between_tables", batch_id)
             mark = time.perf_counter()  # wall-clock ok
-            if quarantined:
-                dead = df.where(F.col("rule").isNotNull()).select(
+            # one quarantine write per batch (one transaction id): the parse's dead letters and the suite's verdicts
+            letters = []
+            if dead:
+                letters.append(df.where(F.col("rule").isNotNull()).select(
                     F.expr(f"CASE WHEN try_variant_get(try_parse_json(text), '$.ticker', 'string') RLIKE "
                            f"{_sql_str(TICKER_PATTERN)} THEN try_variant_get(try_parse_json(text), '$.ticker', "
                            f"'string') END").alias("ticker"),
-                    "ts",
-                    F.to_date(F.from_utc_timestamp(F.coalesce("ts", "kafka_ts"), "America/New_York")).alias("date"),
+                    "ts", _exchange_date(F.coalesce("ts", "kafka_ts")),
                     "rule", F.lit("reject").alias("severity"), F.col("text").alias("values"), "payload", "key",
                     "topic", "partition", "offset", "kafka_ts", "batch_id", F.lit(run_id).alias("run_id"),
-                )
-                dead.write.format("delta").mode("append").options(**txn).save(paths[QUARANTINE])
+                ))
+            if verdicts is not None:
+                letters.append(df.join(verdicts, ["partition", "offset"]).select(
+                    "ticker", "ts", _exchange_date(F.col("ts")), F.col("suite_rule").alias("rule"),
+                    F.col("suite_severity").alias("severity"), F.col("suite_values").alias("values"), "payload", "key",
+                    "topic", "partition", "offset", "kafka_ts", "batch_id", F.lit(run_id).alias("run_id"),
+                ))
+            if letters:
+                out = letters[0] if len(letters) == 1 else letters[0].unionByName(letters[1])
+                out.write.format("delta").mode("append").options(**txn).save(paths[QUARANTINE])
             phases["quarantine_s"] = time.perf_counter() - mark  # wall-clock ok
             mark = time.perf_counter()  # wall-clock ok
             if rows > quarantined:
+                good = df.where("valid")
+                if rejects is not None:
+                    good = good.join(rejects, ["partition", "offset"], "left_anti")
                 latest = Window.partitionBy("ticker", "ts").orderBy(
                     F.col("kafka_ts").desc(), F.col("partition").desc(), F.col("offset").desc())
-                good = (
-                    df.where("valid").withColumn("_n", F.row_number().over(latest)).where("_n = 1")
-                    .select("ticker", "ts",
-                            F.to_date(F.from_utc_timestamp("ts", "America/New_York")).alias("session"),
-                            *NUMBER_FIELDS, "source", "topic", "partition", "offset", "kafka_ts", "batch_id",
-                            F.lit(drained).alias("drained_ts"))
-                )
+                good = good.withColumn("_n", F.row_number().over(latest)).where("_n = 1").select(
+                    "ticker", "ts", F.to_date(F.from_utc_timestamp("ts", "America/New_York")).alias("session"),
+                    *NUMBER_FIELDS, "source", "topic", "partition", "offset", "kafka_ts", "batch_id",
+                    F.lit(drained).alias("drained_ts"))
                 newer = ("s.kafka_ts > t.kafka_ts OR (s.kafka_ts = t.kafka_ts AND (s.partition > t.partition "
                          "OR (s.partition = t.partition AND s.offset > t.offset)))")
                 on = f"t.ticker = s.ticker AND t.ts = s.ts AND t.ts >= timestamp'{stats['min_ts'].isoformat()}'" \
@@ -315,6 +436,7 @@ def drain(spark: SparkSession, settings: Settings, run_id: str, topic: str | Non
             q05, q50 = (stats["kafka_q"] or [None, None])
             batches.append({
                 "batch_id": batch_id, "rows": rows, "quarantined": quarantined,
+                "suite_rejected": suite["rejected"], "suite_warned": suite["warned"],
                 "commits": {name: after[name] - versions[name] for name in TABLE_DDL},
                 "seconds": round(time.perf_counter() - t0, 3),  # wall-clock ok
                 "phases_s": {k: round(v, 3) for k, v in phases.items()},
@@ -347,6 +469,7 @@ def drain(spark: SparkSession, settings: Settings, run_id: str, topic: str | Non
                 "Recover the lost range from the source (tickerlake replay) before moving the checkpoint on."
             ) from exc
         raise DrainError(f"drain of {topic} failed: {text.strip().splitlines()[0]}") from exc
+    warm.join()  # no thread left mid-import at interpreter exit
     finished = _now()
     return {
         "run_id": run_id, "topic": topic, "app_id": app["id"], "started_ts": started.isoformat(),

@@ -10,7 +10,7 @@ One message per bar, keyed by the canonical ticker; the value is a JSON object:
 - `bad_json`: not UTF-8 JSON (NaN/Infinity literals and duplicate keys included);
 - `wrong_schema`: not an object, another schema name or version, a field missing or of another
   JSON type (a number written as a string too), a ticker that is not canonical, a `ts` that is not
-  `YYYY-MM-DDTHH:MM:SSZ`;
+  `YYYY-MM-DDTHH:MM:SSZ` in the years 1970-2099;
 - `negative_price`: open, high, low or close below zero;
 - `negative_volume`: volume below zero;
 - `high_below_low`: high below low.
@@ -37,7 +37,8 @@ PRICE_FIELDS = ("open", "high", "low", "close")
 NUMBER_FIELDS = (*PRICE_FIELDS, "volume")
 STRING_FIELDS = ("ticker", "ts", "source")
 TICKER_PATTERN = r"^[A-Z][A-Z0-9]{0,9}(\.[A-Z0-9]{1,2}){0,2}$"
-TS_PATTERN = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}Z$"
+# years 1970-2099: a bar outside them is a typo, and pandas (readers, the suite) holds no year past 2262
+TS_PATTERN = r"^(19[7-9][0-9]|20[0-9]{2})-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}Z$"
 RULES = ("bad_json", "wrong_schema", "negative_price", "negative_volume", "high_below_low")
 BAR_MINUTES = 5
 
