@@ -35,7 +35,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from tickerlake import synthetic
+from tickerlake import lake, synthetic
 from tickerlake.calendar import sessions_between
 from tickerlake.settings import Settings
 from tickerlake.validation import (
@@ -269,32 +269,18 @@ def _count_by_date(dates: pa.ChunkedArray) -> dict[dt.date, int]:
     return {v["values"].as_py(): v["counts"].as_py() for v in vc}
 
 
-def _predicate(lo: dt.date, hi: dt.date, column: str = "date") -> str:
-    return f"{column} >= '{lo.isoformat()}' AND {column} <= '{hi.isoformat()}'"
-
-
 def _replace(settings: Settings, name: str, reader: Callable[[], pa.RecordBatchReader], lo: dt.date,
              hi: dt.date, meta: dict | None = None, predicate: str | None = None, column: str = "date") -> int:
     """Replace the rows of `predicate` (default: `column` in [lo, hi]) in one commit; retries a
     commit conflict with a concurrent writer (the write is a replace: running it again is safe)."""
-    from deltalake import CommitProperties, DeltaTable, write_deltalake
+    from deltalake import CommitProperties
     from deltalake.exceptions import CommitFailedError
 
-    path = settings.table_path(name)
     props = CommitProperties(custom_metadata=meta) if meta else None
     for attempt in range(COMMIT_RETRIES):
         try:
-            if DeltaTable.is_deltatable(path):
-                write_deltalake(path, reader(), mode="overwrite", predicate=predicate or _predicate(lo, hi, column),
-                                schema_mode="merge", commit_properties=props)
-            else:
-                try:
-                    write_deltalake(path, reader(), mode="error", partition_by=["year"], commit_properties=props)
-                except Exception as exc:  # another writer created it first: replace as usual
-                    if not DeltaTable.is_deltatable(path) or "exists" not in str(exc).lower():
-                        raise
-                    continue
-            return DeltaTable(path).version()
+            return lake.replace_rows(settings, name, reader, predicate or lake.date_predicate(column, lo, hi),
+                                     schema_mode="merge", commit_properties=props)
         except CommitFailedError as exc:
             wait = min(0.2 * 2**attempt, 5.0)
             log.warning("commit conflict on %s [%s, %s] (attempt %d): %s; retrying in %.1fs",
@@ -420,7 +406,7 @@ def validate_interval(
         restated = _restatement(settings, rejudge_lo, lo, next_rules, rejudged_q)
         new_q = pd.concat([interval_q, rejudged_q], ignore_index=True)
         table = _quarantine_table(new_q)
-        predicate = f"({_predicate(lo, hi)})"
+        predicate = f"({lake.date_predicate('date', lo, hi)})"
         if lo > rejudge_lo and next_rules:
             names = ", ".join(f"'{n}'" for n in next_rules)
             predicate += f" OR (date >= '{rejudge_lo.isoformat()}' AND date < '{lo.isoformat()}' AND rule IN ({names}))"
@@ -428,7 +414,7 @@ def validate_interval(
         try:
             if quarantine_before is not None and _quarantine_version(settings) != quarantine_before:
                 raise CommitFailedError("quarantine changed while judging")
-            q_version = _replace_once(settings, QUARANTINE, table, predicate)
+            q_version = lake.replace_rows(settings, QUARANTINE, table, predicate, schema_mode="merge")
             break
         except CommitFailedError as exc:
             log.warning("quarantine commit conflict for [%s, %s] (attempt %d): %s; judging again", lo, hi,
@@ -742,18 +728,6 @@ def _quarantine_table(q: pd.DataFrame) -> pa.Table:
     q["ticker"] = q["ticker"].astype(object)
     q["source_row"] = pd.array(q["source_row"], dtype="Int64")
     return pa.Table.from_pandas(q, schema=quarantine_schema(), preserve_index=False)
-
-
-def _replace_once(settings, name: str, table: pa.Table, predicate: str) -> int:
-    """One replace commit, no retry (the caller judges again on a conflict)."""
-    from deltalake import DeltaTable, write_deltalake
-
-    path = settings.table_path(name)
-    if DeltaTable.is_deltatable(path):
-        write_deltalake(path, table, mode="overwrite", predicate=predicate, schema_mode="merge")
-    else:
-        write_deltalake(path, table, mode="overwrite", partition_by=["year"])
-    return DeltaTable(path).version()
 
 
 def _quarantine_exists(settings) -> bool:

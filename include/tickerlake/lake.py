@@ -8,6 +8,7 @@ predicate is one atomic Delta commit, so readers see the old version or the new 
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import time
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, TypeVar
@@ -18,7 +19,9 @@ import pyarrow as pa
 from tickerlake.settings import Settings
 
 if TYPE_CHECKING:
-    from deltalake import WriterProperties
+    from deltalake import CommitProperties, WriterProperties
+
+log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
@@ -32,18 +35,30 @@ T = TypeVar("T")
 ROW_GROUP_BYTES = 16 * 1024 * 1024
 
 
-def row_group_rows(table: pa.Table) -> int:
-    """Rows per Parquet row group that give `table`'s rows about ROW_GROUP_BYTES (at least 1,024)."""
-    per_row = table.nbytes / max(table.num_rows, 1)
+def row_group_rows(table: pa.Table | pa.Schema) -> int:
+    """Rows per Parquet row group that give `table`'s rows about ROW_GROUP_BYTES (at least 1,024).
+    From a schema alone (a stream not read yet) the width is estimated: fixed-width columns by
+    their width, 16 bytes for a string or binary value."""
+    if isinstance(table, pa.Schema):
+        per_row = float(sum(_value_bytes(f.type) for f in table))
+    else:
+        per_row = table.nbytes / max(table.num_rows, 1)
     return max(1024, int(ROW_GROUP_BYTES / max(per_row, 1.0)))
 
 
-def _writer_properties(table: pa.Table) -> WriterProperties:
+def _value_bytes(t: pa.DataType) -> float:
+    try:
+        return max(t.bit_width / 8, 1 / 8)
+    except ValueError:  # variable width: strings, binary, nested
+        return 16.0
+
+
+def _writer_properties(rows: pa.Table | pa.Schema) -> WriterProperties:
     """delta-rs writer settings: the row group size, and Snappy as delta-rs uses without settings
     (given any WriterProperties, the writer starts from parquet-rs' defaults: uncompressed)."""
     from deltalake import WriterProperties
 
-    return WriterProperties(max_row_group_size=row_group_rows(table), compression="SNAPPY")
+    return WriterProperties(max_row_group_size=row_group_rows(rows), compression="SNAPPY")
 
 
 def _commit_conflicts() -> tuple[type[Exception], ...]:
@@ -82,8 +97,48 @@ def table_version(settings: Settings, name: str) -> int:
     return DeltaTable(settings.table_path(name)).version()
 
 
-def _date_predicate(column: str, start: dt.date, end: dt.date) -> str:
+def date_predicate(column: str, start: dt.date, end: dt.date) -> str:
+    """`column` in [start, end] as a delta-rs predicate."""
     return f"{column} >= '{start.isoformat()}' AND {column} <= '{end.isoformat()}'"
+
+
+Rows = pd.DataFrame | pa.Table | Callable[[], pa.RecordBatchReader]
+
+
+def replace_rows(settings: Settings, name: str, rows: Rows, predicate: str,
+                 partition_by: Sequence[str] | None = ("year",), schema_mode: str | None = None,
+                 commit_properties: CommitProperties | None = None) -> int:
+    """The one delta-rs replace: the rows `predicate` selects become `rows`, in one commit; returns
+    the new version. Every row of `rows` must satisfy `predicate` (delta-rs checks it), so a rerun with
+    the same inputs gives the same table. The first write creates the table (partitioned by
+    `partition_by`); when another writer creates it first, this write replaces as usual.
+
+    `rows`: a frame, a table, or a function returning a fresh stream (read once per attempt).
+    `schema_mode="merge"` lets a write add columns. Parquet row groups of about ROW_GROUP_BYTES."""
+    from deltalake import DeltaTable, write_deltalake
+
+    def data() -> pa.Table | pa.RecordBatchReader:
+        if callable(rows):
+            return rows()
+        return rows if isinstance(rows, pa.Table) else pa.Table.from_pandas(rows, preserve_index=False)
+
+    path = settings.table_path(name)
+    first = data()
+    props = _writer_properties(first if isinstance(first, pa.Table) else first.schema)
+    if not DeltaTable.is_deltatable(path):
+        try:
+            write_deltalake(path, first, mode="error", partition_by=list(partition_by or []) or None,
+                            writer_properties=props, commit_properties=commit_properties)
+            return DeltaTable(path).version()
+        except Exception as exc:  # another writer created it first: replace as usual
+            if not DeltaTable.is_deltatable(path) or "exists" not in str(exc).lower():
+                raise
+            first = data()
+    write_deltalake(path, first, mode="overwrite", predicate=predicate, schema_mode=schema_mode,
+                    writer_properties=props, commit_properties=commit_properties)
+    version = DeltaTable(path).version()
+    log.info("replaced the rows of %s where %s -> v%d", name, predicate, version)
+    return version
 
 
 def replace_interval(
@@ -96,34 +151,14 @@ def replace_interval(
     partition_by: Sequence[str] | None = ("year",),
 ) -> int:
     """Replace exactly the rows of [start, end] with `frame` in one commit; returns the new version."""
-    from deltalake import DeltaTable, write_deltalake
-
-    table = frame if isinstance(frame, pa.Table) else pa.Table.from_pandas(frame, preserve_index=False)
-    path = settings.table_path(name)
-    if DeltaTable.is_deltatable(path):
-        write_deltalake(path, table, mode="overwrite", predicate=_date_predicate(date_column, start, end),
-                        writer_properties=_writer_properties(table))
-    else:
-        write_deltalake(path, table, mode="overwrite", partition_by=list(partition_by or []) or None,
-                        writer_properties=_writer_properties(table))
-    return DeltaTable(path).version()
+    return replace_rows(settings, name, frame, date_predicate(date_column, start, end), partition_by)
 
 
-def replace_where(settings: Settings, name: str, frame: pd.DataFrame | pa.Table, column: str, value: str,
-                  partition_by: Sequence[str] | None = ("year",)) -> int:
+def replace_key(settings: Settings, name: str, frame: pd.DataFrame | pa.Table, column: str, value: str,
+                partition_by: Sequence[str] | None = ("year",)) -> int:
     """Replace exactly the rows whose `column` equals `value` with `frame` in one commit."""
-    from deltalake import DeltaTable, write_deltalake
-
-    table = frame if isinstance(frame, pa.Table) else pa.Table.from_pandas(frame, preserve_index=False)
-    path = settings.table_path(name)
-    if DeltaTable.is_deltatable(path):
-        quoted = value.replace("'", "''")
-        write_deltalake(path, table, mode="overwrite", predicate=f"{column} = '{quoted}'",
-                        writer_properties=_writer_properties(table))
-    else:
-        write_deltalake(path, table, mode="overwrite", partition_by=list(partition_by or []) or None,
-                        writer_properties=_writer_properties(table))
-    return DeltaTable(path).version()
+    quoted = value.replace("'", "''")
+    return replace_rows(settings, name, frame, f"{column} = '{quoted}'", partition_by)
 
 
 def append(settings: Settings, name: str, frame: pd.DataFrame | pa.Table) -> int:

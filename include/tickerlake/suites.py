@@ -22,7 +22,7 @@ Suites and where they run:
 
 | suite | judges | wired into |
 |---|---|---|
-| `bars_intraday.rows` | 5-minute bars (ticker, ts UTC, OHLCV) | `validate_intraday` (no intraday landing yet) |
+| `bars_intraday.rows` | 5-minute bars (ticker, ts UTC, OHLCV) | `intraday.drain` (each micro-batch's parsed bars) |
 | `social.rows` | parsed messages before bronze.social | `altdata.social.land_social` |
 | `news.rows` | parsed headlines before bronze.news | `altdata.news.land_news` |
 | `macro.rows` | observations before bronze.macro | `altdata.macro.land_macro`, `land_fred_api` |
@@ -804,20 +804,21 @@ def _arrow(quarantine: pd.DataFrame, schema):
 def write_features_quarantine(settings, quarantine: pd.DataFrame, start: dt.date, end: dt.date) -> int:
     """Replace sessions [start, end] of quarantine.features_daily with this run's rows (one commit)."""
 
-    from tickerlake.altdata import date_range_predicate, replace_where
+    from tickerlake.lake import date_predicate, replace_rows
 
     schema = features_quarantine_schema()
     table = _arrow(quarantine, schema)
-    return replace_where(settings, FEATURES_QUARANTINE, table, date_range_predicate("date", start, end))
+    return replace_rows(settings, FEATURES_QUARANTINE, table, date_predicate("date", start, end), None)
 
 
 def write_predictions_quarantine(settings, quarantine: pd.DataFrame, asof: dt.date, run_id: str) -> int:
     """Replace this run's rows for `asof` in quarantine.predictions_daily (a rerun of the same run
     writes the same rows; other runs' rows stay, as their predictions do)."""
 
-    from tickerlake.altdata import replace_where, sql_str
+    from tickerlake.altdata import sql_str
+    from tickerlake.lake import replace_rows
 
     schema = predictions_quarantine_schema()
     table = _arrow(quarantine, schema)
-    return replace_where(settings, PREDICTIONS_QUARANTINE, table,
-                         f"asof_date = '{asof.isoformat()}' AND run_id = {sql_str(run_id)}")
+    return replace_rows(settings, PREDICTIONS_QUARANTINE, table,
+                         f"asof_date = '{asof.isoformat()}' AND run_id = {sql_str(run_id)}", None)

@@ -289,7 +289,7 @@ def write_oos(settings, oos: pd.DataFrame, run_key: str, cfg: WalkForwardConfig)
 
     rows = oos.assign(year=pd.to_datetime(oos["date"]).dt.year.astype("int32"), config_hash=cfg.config_hash(),
                       run_key=run_key)
-    return lake.replace_where(settings, "gold.predictions_oos", rows, "run_key", run_key)
+    return lake.replace_key(settings, "gold.predictions_oos", rows, "run_key", run_key)
 
 
 def read_oos(settings, run_key: str) -> pd.DataFrame:

@@ -55,3 +55,13 @@ def test_row_group_rows_sizes_groups_by_the_width_of_a_row():
     assert row_group_rows(narrow) == ROW_GROUP_BYTES // 8
     assert row_group_rows(pa.table({f"f{i}": pa.array([0.5]) for i in range(10_000)})) == 1024  # floor
     assert row_group_rows(pa.table({"x": pa.array([], pa.float64())})) == ROW_GROUP_BYTES // 1
+
+
+def test_row_group_rows_of_a_stream_estimates_the_width_from_its_schema():
+    import pyarrow as pa
+
+    from tickerlake.lake import ROW_GROUP_BYTES, row_group_rows
+
+    schema = pa.schema([("ticker", pa.string()), ("date", pa.date32()), ("close", pa.float64()), ("ok", pa.bool_())])
+    per_row = 16 + 4 + 8 + 1 / 8  # a string value counted as 16 bytes, a boolean as one bit
+    assert row_group_rows(schema) == int(ROW_GROUP_BYTES / per_row)

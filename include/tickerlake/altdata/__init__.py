@@ -7,8 +7,8 @@ Modules:
   macro      FRED-format files and the FRED/ALFRED API -> bronze.macro, quarantine.macro,
              and the point-in-time panel silver.macro_asof
 
-This module holds the small helpers they share: canonical tickers, batch ids and the one
-Delta write they all use (replace the rows a predicate selects, in one commit).
+This module holds the small helpers they share: canonical tickers, batch ids, predicates. They
+all write with tickerlake.lake.replace_rows (replace the rows a predicate selects, in one commit).
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 
 import pyarrow as pa
 
@@ -48,35 +48,6 @@ def sql_in(column: str, values: Iterable[str]) -> str:
     if not vals:
         return "FALSE"
     return f"{column} IN ({', '.join(sql_str(v) for v in vals)})"
-
-
-def date_range_predicate(column: str, start: dt.date, end: dt.date) -> str:
-    return f"{column} >= '{start.isoformat()}' AND {column} <= '{end.isoformat()}'"
-
-
-def replace_where(
-    settings: Settings,
-    name: str,
-    table: pa.Table,
-    predicate: str,
-    partition_by: Sequence[str] | None = None,
-) -> int:
-    """Replace exactly the rows `predicate` selects with `table`, in one Delta commit.
-
-    The first write creates the table (with `partition_by`). Every row of `table` must satisfy
-    `predicate` (delta-rs checks it), so a rerun with the same inputs gives the same table.
-    Returns the new table version.
-    """
-    from deltalake import DeltaTable, write_deltalake
-
-    path = settings.table_path(name)
-    if DeltaTable.is_deltatable(path):
-        write_deltalake(path, table, mode="overwrite", predicate=predicate)
-    else:
-        write_deltalake(path, table, mode="overwrite", partition_by=list(partition_by or []) or None)
-    version = DeltaTable(path).version()
-    log.info("replaced %d rows of %s where %s -> v%d", table.num_rows, name, predicate, version)
-    return version
 
 
 def read_where(
@@ -118,7 +89,9 @@ def quarantine_schema() -> pa.Schema:
 def quarantine_predicate(start: dt.date, end: dt.date, source_clause: str, extra: str | None = None) -> str:
     """Rows a run of [start, end] owns in a quarantine table: its dates, plus the undated lines of
     the same inputs (every run that reads an undated line rewrites the same row)."""
-    pred = f"(({date_range_predicate('date', start, end)}) OR date IS NULL) AND {source_clause}"
+    from tickerlake.lake import date_predicate
+
+    pred = f"(({date_predicate('date', start, end)}) OR date IS NULL) AND {source_clause}"
     return f"{pred} AND {extra}" if extra else pred
 
 

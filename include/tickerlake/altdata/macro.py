@@ -47,17 +47,16 @@ import pyarrow as pa
 
 from tickerlake.altdata import (
     batch_id,
-    date_range_predicate,
     quarantine_predicate,
     quarantine_schema,
     read_where,
-    replace_where,
     sql_in,
     sql_str,
     utc_timestamp,
 )
 from tickerlake.calendar import sessions_between
 from tickerlake.http_retry import retry_after_seconds
+from tickerlake.lake import date_predicate, replace_rows
 from tickerlake.settings import Settings
 from tickerlake.suites import validate_macro, validate_macro_asof
 
@@ -325,13 +324,13 @@ def land_macro(
 
     source_clause = f"source = {sql_str(FILE_SOURCE)}"
     series_clause = sql_in("series_id", landed_series)
-    bronze_version = replace_where(
+    bronze_version = replace_rows(
         settings, BRONZE, pa.Table.from_pylist(rows, schema=bronze_schema()),
-        f"{date_range_predicate('date', start, end)} AND {source_clause} AND {series_clause}", ("year",),
+        f"{date_predicate('date', start, end)} AND {source_clause} AND {series_clause}", ("year",),
     )
-    q_version = replace_where(
+    q_version = replace_rows(
         settings, QUARANTINE, pa.Table.from_pylist(quarantine, schema=quarantine_schema()),
-        quarantine_predicate(start, end, source_clause, sql_in("key", landed_series)),
+        quarantine_predicate(start, end, source_clause, sql_in("key", landed_series)), None,
     )
     result = {"start": start.isoformat(), "end": end.isoformat(), "batch_id": bid, "series": len(landed_series),
               **counts, "skipped_files": skipped, "validation": judged.summary(), "bronze_version": bronze_version,
@@ -573,14 +572,14 @@ def land_fred_api(
     rows = [r for r, keep in zip(rows, judged.keep, strict=True) if keep]
     quarantine = [{**q, "batch_id": bid} for q in judged.quarantine.to_dict("records")]
     predicate = (
-        f"{date_range_predicate('date', start, end)} AND source = {sql_str(API_SOURCE)} AND "
+        f"{date_predicate('date', start, end)} AND source = {sql_str(API_SOURCE)} AND "
         f"{sql_in('series_id', series_ids)} AND "
-        f"{date_range_predicate('realtime_start', realtime_start, realtime_end)}"
+        f"{date_predicate('realtime_start', realtime_start, realtime_end)}"
     )
-    version = replace_where(settings, BRONZE, pa.Table.from_pylist(rows, schema=bronze_schema()), predicate, ("year",))
+    version = replace_rows(settings, BRONZE, pa.Table.from_pylist(rows, schema=bronze_schema()), predicate, ("year",))
     # this batch's quarantine rows (the batch id names the series, dates and vintage window)
-    q_version = replace_where(settings, QUARANTINE, pa.Table.from_pylist(quarantine, schema=quarantine_schema()),
-                              f"source = {sql_str(API_SOURCE)} AND batch_id = {sql_str(bid)}")
+    q_version = replace_rows(settings, QUARANTINE, pa.Table.from_pylist(quarantine, schema=quarantine_schema()),
+                              f"source = {sql_str(API_SOURCE)} AND batch_id = {sql_str(bid)}", None)
     return {"series": len(series_ids), "received": received, "landed": len(rows),
             "quarantined": int(judged.result.rejected.sum()), "warned": int(judged.result.warned.sum()),
             "missing_values": sum(r["value"] is None for r in rows), "batch_id": bid, "bronze_version": version,
@@ -693,10 +692,10 @@ def build_macro_asof(
     # critical: a value from after the session (or a duplicate, a null) stops the run before the write
     checked = validate_macro_asof(panel)
     panel["year"] = [d.year for d in panel["date"]]
-    predicate = date_range_predicate("date", start, end)
+    predicate = date_predicate("date", start, end)
     if wanted is not None:
         predicate += f" AND {sql_in('series_id', wanted)}"
-    version = replace_where(
+    version = replace_rows(
         settings, ASOF, pa.Table.from_pandas(panel[asof_schema().names], schema=asof_schema(), preserve_index=False),
         predicate, ("year",),
     )
@@ -749,7 +748,7 @@ def write_macro_daily(settings: Settings, start: dt.date, end: dt.date, asof_ver
                        columns=columns)
             if table_exists(settings, ASOF) else pd.DataFrame(columns=columns))
     table = pa.Table.from_pandas(macro_daily_frame(asof, sessions), schema=macro_daily_schema(), preserve_index=False)
-    retry_on_conflict(lambda: replace_where(settings, MACRO_DAILY, table, date_range_predicate("date", start, end),
+    retry_on_conflict(lambda: replace_rows(settings, MACRO_DAILY, table, date_predicate("date", start, end),
                                             ("year",)))
     return len(sessions)
 

@@ -33,13 +33,12 @@ import pyarrow as pa
 from tickerlake.altdata import (
     batch_id,
     content_id,
-    date_range_predicate,
     quarantine_predicate,
     quarantine_schema,
-    replace_where,
     sql_in,
     utc_timestamp,
 )
+from tickerlake.lake import date_predicate, replace_rows
 from tickerlake.settings import Settings
 from tickerlake.suites import validate_news
 
@@ -271,13 +270,13 @@ def land_news(
     quarantine += [{**q, "key": None, "batch_id": bid} for q in judged.quarantine.to_dict("records")]
 
     source_clause = sql_in("source", publishers)
-    bronze_version = replace_where(
+    bronze_version = replace_rows(
         settings, BRONZE, pa.Table.from_pylist(rows, schema=bronze_schema()),
-        f"{date_range_predicate('date', start, end)} AND {source_clause}", ("year",),
+        f"{date_predicate('date', start, end)} AND {source_clause}", ("year",),
     )
-    q_version = replace_where(
+    q_version = replace_rows(
         settings, QUARANTINE, pa.Table.from_pylist(quarantine, schema=quarantine_schema()),
-        quarantine_predicate(start, end, source_clause),
+        quarantine_predicate(start, end, source_clause), None,
     )
     totals = {k: sum(c[k] for c in per_publisher.values()) for k in next(iter(per_publisher.values()))}
     result = {

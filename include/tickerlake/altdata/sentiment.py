@@ -42,7 +42,7 @@ from pathlib import Path
 import pandas as pd
 import pyarrow as pa
 
-from tickerlake.altdata import MARKET_TICKER, date_range_predicate, read_where, replace_where
+from tickerlake.altdata import MARKET_TICKER, read_where
 from tickerlake.calendar import (
     EXCHANGE_TZ,
     is_session,
@@ -51,6 +51,7 @@ from tickerlake.calendar import (
     session_close_utc,
     sessions_between,
 )
+from tickerlake.lake import date_predicate, replace_rows
 from tickerlake.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -274,7 +275,7 @@ def build_sentiment_daily(settings: Settings, start: dt.date, end: dt.date) -> d
     daily["lexicon"] = lexicon.name
     daily["year"] = [d.year for d in daily["date"]]
     table = pa.Table.from_pandas(daily[table_schema().names], schema=table_schema(), preserve_index=False)
-    version = replace_where(settings, TABLE, table, date_range_predicate("date", start, end), ("year",))
+    version = replace_rows(settings, TABLE, table, date_predicate("date", start, end), ("year",))
     result = {
         "start": start.isoformat(),
         "end": end.isoformat(),

@@ -37,14 +37,13 @@ from tickerlake.altdata import (
     batch_id,
     canonical_ticker,
     content_id,
-    date_range_predicate,
     quarantine_predicate,
     quarantine_schema,
-    replace_where,
     sql_in,
     sql_str,
     utc_timestamp,
 )
+from tickerlake.lake import date_predicate, replace_rows
 from tickerlake.settings import Settings
 from tickerlake.suites import validate_social
 
@@ -322,19 +321,20 @@ def land_social(
 
     source_clause = f"source = {sql_str(source)}"
     ticker_clause = None if wanted is None else sql_in("ticker", wanted)
-    bronze_pred = f"{date_range_predicate('date', start, end)} AND {source_clause}"
+    bronze_pred = f"{date_predicate('date', start, end)} AND {source_clause}"
     if ticker_clause:
         bronze_pred += f" AND {ticker_clause}"
     q_extra = None if wanted is None else sql_in("key", wanted)
 
-    bronze_version = replace_where(
+    bronze_version = replace_rows(
         settings, BRONZE, pa.Table.from_pylist(messages, schema=bronze_schema()), bronze_pred, ("year",)
     )
-    q_version = replace_where(
+    q_version = replace_rows(
         settings,
         QUARANTINE,
         pa.Table.from_pylist(quarantine, schema=quarantine_schema()),
         quarantine_predicate(start, end, source_clause, q_extra),
+        None,
     )
     dated_q = sum(1 for q in batch.quarantine if q["date"] is not None)
     by_rule: dict[str, int] = {}
