@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import json
 
-from tickerlake.intraday.drain import warm_up_suite
 from tickerlake.intraday.service import drain_and_record
 from tickerlake.settings import load_settings
 from tickerlake.spark import get_spark
@@ -21,7 +20,6 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--topic", default=None)
     args = parser.parse_args(argv)
     settings = load_settings()
-    warm_up_suite()  # Great Expectations' start-up beside the JVM's
     spark = get_spark(settings, "tickerlake-intraday-drain")
     try:
         summary = drain_and_record(settings, args.run_id, topic=args.topic)

@@ -83,6 +83,9 @@ def spark_conf(settings: Settings) -> dict[str, str]:
             "spark.sql.codegen.cache.maxEntries": "2000",
             # Delta replays its log with 50 tasks by default: slow for small tables on 2 cores.
             "spark.databricks.delta.snapshotPartitions": "4",
+            # toPandas / createDataFrame(pandas) through Arrow: the drain hands each batch's bars to the
+            # intraday suite; row by row (pickled) that took ~10 s of a 100k-message batch.
+            "spark.sql.execution.arrow.pyspark.enabled": "true",
             # Parquet row groups as lake's delta-rs writers cut them (lake.ROW_GROUP_BYTES says why).
             "spark.hadoop.parquet.block.size": str(ROW_GROUP_BYTES),
             "spark.sql.warehouse.dir": str(settings.home / "spark" / "warehouse"),

@@ -51,19 +51,28 @@ GOAL_BAR_TO_PREDICTION_P95_S = 60.0
 
 
 def bench_messages(n: int, tickers: int = TICKERS) -> list[tuple[bytes, bytes]]:
-    """n valid schema-v1 messages: `tickers` names, 5-minute bars from 2026-01-05 14:30 UTC on."""
+    """n valid schema-v1 messages: `tickers` names, each with the 5-minute bars of consecutive sessions
+    from 2026-01-05 on (inside the session's hours, as the drain's intraday suite wants them)."""
     import numpy as np
+
+    from tickerlake.calendar import sessions_between
+    from tickerlake.intraday.replay import session_bar_starts
+    from tickerlake.intraday.schema import format_ts
 
     names = [f"B{i:04d}" for i in range(tickers)]
     rng = np.random.default_rng(7)
     price = 50 + 100 * rng.random(n)
-    base = 1767623400  # 2026-01-05T14:30:00Z
+    bars_per_ticker = -(-n // tickers)
+    starts: list[str] = []
+    for day in sessions_between(dt.date(2026, 1, 5), dt.date(2030, 12, 31)):
+        starts += [format_ts(ts) for ts in session_bar_starts(day)]
+        if len(starts) >= bars_per_ticker:
+            break
     out = []
     for i in range(n):
         t, k = divmod(i, tickers)
-        ts = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(base + 300 * t))  # formatting, not the clock
         p = round(float(price[i]), 4)
-        value = (f'{{"schema":"tickerlake.bar_5m","version":1,"ticker":"{names[k]}","ts":"{ts}","open":{p},'
+        value = (f'{{"schema":"tickerlake.bar_5m","version":1,"ticker":"{names[k]}","ts":"{starts[t]}","open":{p},'
                  f'"high":{p + 0.5},"low":{p - 0.5},"close":{p + 0.1},"volume":{1000 + i % 977},'
                  f'"source":"bench"}}')
         out.append((names[k].encode(), value.encode()))
@@ -166,6 +175,7 @@ def bench_drain(settings: Settings, out_path: str | os.PathLike[str], tiers: lis
                 "drain_batches": len(summary["batches"]),
                 "drain_in_spark_s": summary["seconds"],
                 "batch_seconds": [b["seconds"] for b in summary["batches"]],
+                "batch_phases_s": [b["phases_s"] for b in summary["batches"]],
                 "empty_drain_s": round(empty_s, 2), **reference,
                 "ratio_drain_to_consumer": round(rate / reference["consumer_messages_per_s"], 3),
                 "goal_50k_per_s": rate >= GOAL_MESSAGES_PER_S, "goal_empty_run_20s": empty_s <= GOAL_EMPTY_RUN_S,

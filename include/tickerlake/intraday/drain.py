@@ -203,33 +203,6 @@ def first_rejects(verdicts: pd.DataFrame) -> pd.DataFrame:
     return rejects.drop_duplicates(["partition", "offset"])[["partition", "offset", "suite_rule"]]
 
 
-_warm_up: list[threading.Thread] = []
-
-
-def warm_up_suite() -> threading.Thread:
-    """Great Expectations' import and first validation (about 4 s cold) in a thread, started once per
-    process; the entry points start it before the JVM so the two start-ups overlap. A failure here
-    is raised again by the batch's own validation."""
-    if not _warm_up:
-        thread = threading.Thread(target=_validate_one_bar, name="warm-up-intraday-suite", daemon=True)
-        thread.start()
-        _warm_up.append(thread)
-    return _warm_up[0]
-
-
-def _validate_one_bar() -> None:
-    import pandas as pd
-
-    from tickerlake.suites import validate_intraday
-
-    bar = pd.DataFrame({"ticker": ["WARM"], "ts": pd.to_datetime(["2026-03-10T14:30:00Z"], utc=True),
-                        **{f: [1.0] for f in NUMBER_FIELDS}})
-    try:
-        validate_intraday(bar, "warm-up", rules=suite_rules())
-    except Exception:  # noqa: BLE001 - the first real batch validates again and raises
-        log.warning("warming up the intraday suite failed", exc_info=True)
-
-
 # --- tables ----------------------------------------------------------------------------------
 def ensure_tables(spark: SparkSession, settings: Settings) -> None:
     """Create the three tables, empty, where they do not exist yet (readers always find them)."""
@@ -329,7 +302,6 @@ def drain(spark: SparkSession, settings: Settings, run_id: str, topic: str | Non
     ready = threading.Event()
     batches: list[dict[str, Any]] = []
     paths = {name: settings.table_uri(name) for name in TABLE_DDL}
-    warm = warm_up_suite()
 
     def write_batch(df: DataFrame, batch_id: int) -> None:
         ready.wait(60)
@@ -357,7 +329,6 @@ def drain(spark: SparkSession, settings: Settings, run_id: str, topic: str | Non
             if rows > dead:
                 local = df.where("valid").select(
                     "ticker", F.unix_micros("ts").alias("ts_us"), *NUMBER_FIELDS, "partition", "offset").toPandas()
-                warm_up_suite().join()
                 found = suite_verdicts(local, run_id)
                 if len(found):
                     first = first_rejects(found)
@@ -469,7 +440,6 @@ def drain(spark: SparkSession, settings: Settings, run_id: str, topic: str | Non
                 "Recover the lost range from the source (tickerlake replay) before moving the checkpoint on."
             ) from exc
         raise DrainError(f"drain of {topic} failed: {text.strip().splitlines()[0]}") from exc
-    warm.join()  # no thread left mid-import at interpreter exit
     finished = _now()
     return {
         "run_id": run_id, "topic": topic, "app_id": app["id"], "started_ts": started.isoformat(),

@@ -12,11 +12,10 @@ log = logging.getLogger(__name__)
 
 def drain_and_record(settings: Settings, run_id: str, topic: str | None = None) -> dict[str, Any]:
     """One drain (tickerlake.intraday.drain) in this process's Spark, then its ops.pipeline_runs row."""
-    from tickerlake.intraday.drain import drain, warm_up_suite
+    from tickerlake.intraday.drain import drain
     from tickerlake.intraday.runs import record_run, run_latency
     from tickerlake.spark import get_spark
 
-    warm_up_suite()  # beside the JVM's start-up
     spark = get_spark(settings, "tickerlake-intraday-drain")
     summary = drain(spark, settings, run_id, topic=topic)
     p50, p95 = run_latency(summary["batches"])
