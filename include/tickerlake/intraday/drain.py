@@ -5,17 +5,18 @@ Spark fixes the end offsets when the run starts, splits what lies between the ch
 them into bounded micro-batches (`maxOffsetsPerTrigger`) and stops. Per micro-batch, in
 `foreachBatch`:
 
+0. every message that parses (corrections included) goes through Great Expectations' intraday
+   suite (`suites.intraday_rules` but the key's uniqueness: a zero price, a high below the open or
+   close, a bar outside its session's hours, early closes included, a bar off the 5-minute grid,
+   ...): a `reject` verdict makes it a dead letter, a `warn` verdict gives it a quarantine row and
+   lets it land;
 1. `bronze.bars_intraday`: one row per message (topic, partition, offset, Kafka's append time, the
-   raw payload, the parsed bar where it parses, the rule it broke where it did);
+   raw payload, the parsed bar where it parses, the rule it broke where it did: valid false);
 2. `quarantine.bars_intraday`: the dead letters (bad JSON, wrong schema, negative price or volume,
-   high below low) with the raw payload and the reason; they never stop the drain. Then the bars
-   that parse (the latest message per (ticker, ts)) go through Great Expectations' intraday suite
-   (`suites.intraday_rules`: a zero price, a high below the open or close, a bar outside its
-   session's hours, early closes included, a bar off the 5-minute grid, ...): a `reject` verdict is
-   a dead letter too (its rule in bronze, valid false), a `warn` verdict a quarantine row whose bar
-   lands;
+   high below low, the suite's rejects) with the raw payload and the reason, and the suite's
+   warnings; they never stop the drain;
 3. `silver.bars_intraday`: the good bars merged on (ticker, ts), one row per key (the latest
-   message for a key wins: a vendor's correction replaces its first print).
+   message for a key that passed wins: a vendor's correction replaces its first print).
 
 Each of the three Delta commits carries the transaction id (txnAppId = this query's id, which
 persists in the checkpoint; txnVersion = the batch id): Delta records it in the same commit and
