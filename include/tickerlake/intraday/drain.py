@@ -296,6 +296,8 @@ def drain(spark: SparkSession, settings: Settings, run_id: str, topic: str | Non
     from pyspark.sql import functions as F
     from pyspark.sql.window import Window
 
+    from tickerlake.suites import WARN
+
     topic = topic or settings.intraday_topic
     started = _now()
     ensure_tables(spark, settings)
@@ -333,7 +335,7 @@ def drain(spark: SparkSession, settings: Settings, run_id: str, topic: str | Non
                 found = suite_verdicts(local, run_id)
                 if len(found):
                     first = first_rejects(found)
-                    suite = {"rejected": len(first), "warned": int((found["suite_severity"] != "reject").sum())}
+                    suite = {"rejected": len(first), "warned": int((found["suite_severity"] == WARN).sum())}
                     verdicts = F.broadcast(spark.createDataFrame(found, VERDICT_DDL))
                     if len(first):
                         rejects = F.broadcast(spark.createDataFrame(first, "partition INT, offset BIGINT, suite_rule STRING"))
@@ -386,7 +388,7 @@ def drain(spark: SparkSession, settings: Settings, run_id: str, topic: str | Non
                 latest = Window.partitionBy("ticker", "ts").orderBy(
                     F.col("kafka_ts").desc(), F.col("partition").desc(), F.col("offset").desc())
                 good = good.withColumn("_n", F.row_number().over(latest)).where("_n = 1").select(
-                    "ticker", "ts", F.to_date(F.from_utc_timestamp("ts", "America/New_York")).alias("session"),
+                    "ticker", "ts", _exchange_date(F.col("ts")).alias("session"),
                     *NUMBER_FIELDS, "source", "topic", "partition", "offset", "kafka_ts", "batch_id",
                     F.lit(drained).alias("drained_ts"))
                 newer = ("s.kafka_ts > t.kafka_ts OR (s.kafka_ts = t.kafka_ts AND (s.partition > t.partition "
