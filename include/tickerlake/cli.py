@@ -221,7 +221,7 @@ def cmd_bench(settings: Settings, args: argparse.Namespace) -> dict:
         return bench_train(settings, args.out, tiers=args.tiers, progress=_progress)
     if args.what != "ingest":
         raise ValueError(f"no benchmark {args.what!r} yet (available: ingest, drain, feast, features, predict, train)")
-    return bench_ingest(settings, args.out, progress=_progress)
+    return bench_ingest(settings, args.out, tiers=args.tiers, progress=_progress)
 
 
 def cmd_replay(settings: Settings, args: argparse.Namespace) -> dict:
@@ -323,7 +323,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("bench", cmd_bench, "benchmarks that print their figures and write them as JSON")
     p.add_argument("what", choices=["ingest", "drain", "feast", "features", "predict", "train"])
     p.add_argument("--out", required=True, help="JSON file for the figures")
-    p.add_argument("--tiers", nargs="+", help="drain, feast, features, predict, train: the tiers to run (see each module's TIERS)")
+    p.add_argument("--tiers", nargs="+", help="the tiers to run (default: all; see each benchmark module's TIERS)")
     p.add_argument("--keep", action="store_true", help="predict: keep the built lake under <home>/bench for the next run")
     p.add_argument("--calls", type=int, default=1000, help="feast: get_online_features calls per measurement")
     p = add("replay", cmd_replay, "publish 5-minute bars (Stooq files or synthetic) to the intraday topic")

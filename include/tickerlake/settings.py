@@ -39,6 +39,7 @@ def _env_float(name: str, default: float) -> float:
 class Settings:
     home: Path
     jars_dir: Path  # pinned JVM jars; a machine-wide cache may be shared between homes
+    cache_dir: Path  # compiled caches (Data Docs templates), keyed by their sources; may be shared too
     lake_root: str
     spark_master: str
     spark_driver_memory: str
@@ -179,6 +180,7 @@ def load_settings(home: str | os.PathLike[str] | None = None) -> Settings:
     return Settings(
         home=home_path,
         jars_dir=Path(_env("TICKERLAKE_JARS_DIR", str(home_path / "jars"))).resolve(),
+        cache_dir=Path(_env("TICKERLAKE_CACHE_DIR", str(home_path / ".cache"))).resolve(),
         lake_root=_env("TICKERLAKE_LAKE_ROOT", f"file://{home_path / 'lake'}"),
         spark_master=_env("TICKERLAKE_SPARK_MASTER", "local[*]"),
         spark_driver_memory=_env("TICKERLAKE_SPARK_DRIVER_MEMORY", "4g"),

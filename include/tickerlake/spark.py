@@ -81,6 +81,10 @@ def spark_conf(settings: Settings) -> dict[str, str]:
             # default cache of 100, a process that runs it again (sessions one by one, the drain's
             # batches, the tests) compiled them all again each time: ~8 s of a 23 s session.
             "spark.sql.codegen.cache.maxEntries": "2000",
+            # PySpark 4 records the Python call site of every DataFrame and Column call for its
+            # error messages: five extra py4j round trips per call. The feature plan makes ~1,200
+            # such calls, so this cost ~3 s of a 15 s daily feature run (16,000 -> 4,500 calls).
+            "spark.python.sql.dataFrameDebugging.enabled": "false",
             # Delta replays its log with 50 tasks by default: slow for small tables on 2 cores.
             "spark.databricks.delta.snapshotPartitions": "4",
             # toPandas / createDataFrame(pandas) through Arrow: the drain hands each batch's bars to the

@@ -808,7 +808,7 @@ def build_data_docs(settings, ge_results: dict, run_id: str, run_time: dt.dateti
 
     site_dir = Path(settings.home) / "data_docs"
     Path(settings.home).mkdir(parents=True, exist_ok=True)
-    _cache_docs_templates(Path(settings.home) / ".cache" / "data_docs_templates")
+    _cache_docs_templates(Path(settings.cache_dir) / "data_docs_templates")
     with open(Path(settings.home) / ".data_docs.lock", "w") as lock:  # runs of disjoint intervals may overlap
         fcntl.flock(lock, fcntl.LOCK_EX)
         context = gx.get_context(mode="file", project_root_dir=str(settings.home))

@@ -29,3 +29,10 @@ def test_a_tier_reports_validation_against_landing(tmp_path: Path):
     line = bench._line("tiny", figures)
     assert f"validate/land = {figures['validate_vs_land']}" in line
     assert not (tmp_path / "home" / "bench" / "tiny").exists()  # the tier's state folder is removed
+
+
+def test_an_unknown_tier_is_a_clear_error_before_anything_runs(tmp_path: Path):
+    settings = load_settings(home=tmp_path / "home")
+    with pytest.raises(ValueError, match=r"unknown ingest tiers \['synthetic_9x9y'\]"):
+        bench.bench_ingest(settings, tmp_path / "out.json", tiers=["synthetic_500x5y", "synthetic_9x9y"])
+    assert not (tmp_path / "out.json").exists() and not (tmp_path / "home" / "bench").exists()
