@@ -17,6 +17,7 @@ import pandas as pd
 import pyarrow as pa
 
 from tickerlake.settings import Settings
+from tickerlake.sql import sql_string_literal
 
 if TYPE_CHECKING:
     from deltalake import CommitProperties, WriterProperties
@@ -157,8 +158,7 @@ def replace_interval(
 def replace_key(settings: Settings, name: str, frame: pd.DataFrame | pa.Table, column: str, value: str,
                 partition_by: Sequence[str] | None = ("year",)) -> int:
     """Replace exactly the rows whose `column` equals `value` with `frame` in one commit."""
-    quoted = value.replace("'", "''")
-    return replace_rows(settings, name, frame, f"{column} = '{quoted}'", partition_by)
+    return replace_rows(settings, name, frame, f"{column} = {sql_string_literal(value)}", partition_by)
 
 
 def append(settings: Settings, name: str, frame: pd.DataFrame | pa.Table) -> int:

@@ -815,10 +815,10 @@ def write_predictions_quarantine(settings, quarantine: pd.DataFrame, asof: dt.da
     """Replace this run's rows for `asof` in quarantine.predictions_daily (a rerun of the same run
     writes the same rows; other runs' rows stay, as their predictions do)."""
 
-    from tickerlake.altdata import sql_str
     from tickerlake.lake import replace_rows
+    from tickerlake.sql import sql_string_literal
 
     schema = predictions_quarantine_schema()
     table = _arrow(quarantine, schema)
     return replace_rows(settings, PREDICTIONS_QUARANTINE, table,
-                         f"asof_date = '{asof.isoformat()}' AND run_id = {sql_str(run_id)}", None)
+                         f"asof_date = '{asof.isoformat()}' AND run_id = {sql_string_literal(run_id)}", None)

@@ -21,6 +21,7 @@ from collections.abc import Iterable
 import pyarrow as pa
 
 from tickerlake.settings import Settings
+from tickerlake.sql import sql_string_literal
 from tickerlake.tickers import canonical_ticker  # noqa: F401 - the one canonical spelling, re-exported
 
 log = logging.getLogger(__name__)
@@ -38,16 +39,11 @@ def content_id(*parts: object) -> str:
     return hashlib.sha256("\x1f".join("" if p is None else str(p) for p in parts).encode()).hexdigest()[:24]
 
 
-def sql_str(value: str) -> str:
-    """A SQL string literal for a Delta predicate."""
-    return "'" + str(value).replace("'", "''") + "'"
-
-
 def sql_in(column: str, values: Iterable[str]) -> str:
     vals = sorted(set(values))
     if not vals:
         return "FALSE"
-    return f"{column} IN ({', '.join(sql_str(v) for v in vals)})"
+    return f"{column} IN ({', '.join(sql_string_literal(v) for v in vals)})"
 
 
 def read_where(

@@ -51,13 +51,13 @@ from tickerlake.altdata import (
     quarantine_schema,
     read_where,
     sql_in,
-    sql_str,
     utc_timestamp,
 )
 from tickerlake.calendar import sessions_between
 from tickerlake.http_retry import retry_after_seconds
 from tickerlake.lake import date_predicate, replace_rows
 from tickerlake.settings import Settings
+from tickerlake.sql import sql_string_literal
 from tickerlake.suites import validate_macro, validate_macro_asof
 
 log = logging.getLogger(__name__)
@@ -322,7 +322,7 @@ def land_macro(
     counts["received"] = counts["landed"] + counts["quarantined"]
     counts["warned"] = int(judged.result.warned.sum())
 
-    source_clause = f"source = {sql_str(FILE_SOURCE)}"
+    source_clause = f"source = {sql_string_literal(FILE_SOURCE)}"
     series_clause = sql_in("series_id", landed_series)
     bronze_version = replace_rows(
         settings, BRONZE, pa.Table.from_pylist(rows, schema=bronze_schema()),
@@ -572,14 +572,14 @@ def land_fred_api(
     rows = [r for r, keep in zip(rows, judged.keep, strict=True) if keep]
     quarantine = [{**q, "batch_id": bid} for q in judged.quarantine.to_dict("records")]
     predicate = (
-        f"{date_predicate('date', start, end)} AND source = {sql_str(API_SOURCE)} AND "
+        f"{date_predicate('date', start, end)} AND source = {sql_string_literal(API_SOURCE)} AND "
         f"{sql_in('series_id', series_ids)} AND "
         f"{date_predicate('realtime_start', realtime_start, realtime_end)}"
     )
     version = replace_rows(settings, BRONZE, pa.Table.from_pylist(rows, schema=bronze_schema()), predicate, ("year",))
     # this batch's quarantine rows (the batch id names the series, dates and vintage window)
     q_version = replace_rows(settings, QUARANTINE, pa.Table.from_pylist(quarantine, schema=quarantine_schema()),
-                              f"source = {sql_str(API_SOURCE)} AND batch_id = {sql_str(bid)}", None)
+                              f"source = {sql_string_literal(API_SOURCE)} AND batch_id = {sql_string_literal(bid)}", None)
     return {"series": len(series_ids), "received": received, "landed": len(rows),
             "quarantined": int(judged.result.rejected.sum()), "warned": int(judged.result.warned.sum()),
             "missing_values": sum(r["value"] is None for r in rows), "batch_id": bid, "bronze_version": version,

@@ -40,11 +40,11 @@ from tickerlake.altdata import (
     quarantine_predicate,
     quarantine_schema,
     sql_in,
-    sql_str,
     utc_timestamp,
 )
 from tickerlake.lake import date_predicate, replace_rows
 from tickerlake.settings import Settings
+from tickerlake.sql import sql_string_literal
 from tickerlake.suites import validate_social
 
 log = logging.getLogger(__name__)
@@ -319,7 +319,7 @@ def land_social(
     quarantine += [{**q, "batch_id": bid} for q in judged.quarantine.to_dict("records")]
     rejected = int(judged.result.rejected.sum())
 
-    source_clause = f"source = {sql_str(source)}"
+    source_clause = f"source = {sql_string_literal(source)}"
     ticker_clause = None if wanted is None else sql_in("ticker", wanted)
     bronze_pred = f"{date_predicate('date', start, end)} AND {source_clause}"
     if ticker_clause:
