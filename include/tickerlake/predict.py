@@ -32,6 +32,7 @@ from tickerlake import lake
 from tickerlake.calendar import next_session, session_close_utc
 from tickerlake.catalog import FEATURE_NAMES, REQUIRED_FEATURES
 from tickerlake.settings import Settings
+from tickerlake.sql import sql_string_literal
 from tickerlake.training import CHAMPION, champion_version, configure_mlflow
 
 log = logging.getLogger(__name__)
@@ -174,9 +175,8 @@ def mark_published(settings: Settings, asof: dt.date, run_id: str) -> dict:
     if not lake.table_exists(settings, "gold.predictions_daily"):
         return {"marked": 0}
     table = DeltaTable(settings.table_path("gold.predictions_daily"))
-    run = run_id.replace("'", "''")
     result = table.update(new_values={"published": True},
-                          predicate=f"asof_date = '{asof.isoformat()}' AND run_id = '{run}' "
+                          predicate=f"asof_date = '{asof.isoformat()}' AND run_id = {sql_string_literal(run_id)} "
                                     "AND (published IS NULL OR published = false)")
     return {"marked": int(result.get("num_updated_rows", 0)), "predictions_version": table.version()}
 

@@ -822,8 +822,8 @@ def build_data_docs(settings, ge_results: dict, run_id: str, run_time: dt.dateti
 
 def _cache_docs_templates(cache_dir: Path) -> None:
     """Great Expectations compiles its Data Docs templates afresh for every page (each view makes a
-    new jinja Environment): 0.4 s of a run's 0.5 s of Data Docs. A jinja bytecode cache under the
-    state folder keeps them compiled across pages and processes; jinja keys it by the template
+    new jinja Environment): 0.4 s of a run's 0.5 s of Data Docs. A jinja bytecode cache in the
+    cache folder (settings.cache_dir) keeps them compiled across pages and processes; jinja keys it by the template
     source's checksum, so a changed template is compiled again."""
     import jinja2
     from great_expectations.render.view import view
