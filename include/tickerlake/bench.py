@@ -64,8 +64,7 @@ def write_report(out: Path, report: dict) -> None:
 def bench_ingest(settings: Settings, out_path: str | os.PathLike[str], tiers: list[str] | None = None,
                  progress=print) -> dict:
     """Run the ingest benchmark tiers (default: all that can run), print the figures, write JSON to `out_path`."""
-    names = list(TIERS) if tiers is None else tiers
-    names = list(dict.fromkeys(names))
+    names = list(dict.fromkeys(TIERS if tiers is None else tiers))
     unknown = sorted(set(names) - set(TIERS))
     if unknown:
         raise ValueError(f"unknown ingest tiers {unknown}; known: {sorted(TIERS)}")

@@ -109,6 +109,7 @@ def _child_env(settings: Settings) -> dict[str, str]:
     """The environment a fresh process needs to load these settings (as an Airflow task would)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PYSPARK_", "SPARK_"))}
     env.update({"TICKERLAKE_HOME": str(settings.home), "TICKERLAKE_JARS_DIR": str(settings.jars_dir),
+                "TICKERLAKE_CACHE_DIR": str(settings.cache_dir),
                 "TICKERLAKE_LAKE_ROOT": settings.lake_root, "TICKERLAKE_KAFKA_BOOTSTRAP": settings.kafka_bootstrap,
                 "TICKERLAKE_KAFKA_PORT": str(settings.kafka_port), "TICKERLAKE_INTRADAY_TOPIC": settings.intraday_topic,
                 "TICKERLAKE_INTRADAY_CHECKPOINT": settings.intraday_checkpoint_dir,
